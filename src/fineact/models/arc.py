@@ -1,0 +1,284 @@
+"""The Adaptive Recursive Circle (ARC) layer (seed paper 002, Lin, Zhao & Wu, ICME 2022).
+
+A conv layer (+ its BN, + its ReLU if it had one) is split into n parts that generate the output channels
+part by part (eq. 2-3). Part 0 reads the layer input X; part i >= 1 reads an evolving input state Z_i that
+the earlier parts' outputs Y_j have updated (eq. 4-7):
+
+    Z_i = ReLU( ReLU( X + We·X + sum_{j<i} Wa_j·P(Y_j) ) + sum_{j<i} Wf_j·Y_j )        (eq. 5)
+    P(Y) = PoolT(Y) (+) PoolS(Y)                                                          (eq. 7)
+
+    We·X                 linear embedding of the input          (1x1 conv, Cin -> Cin)
+    sum Wa_j·P(Y_j)      backward attention, additive            (1x1 conv, C_j -> Cin)
+    sum Wf_j·Y_j         adaptive fusion of generated features   (1x1 conv, C_j -> Cin)
+
+Semantics follow the authors' code (REFERENCE.md section 2): the fusion term sits between the two ReLUs
+(the printed eq. 5 nests everything in both, which would make the outer ReLU a no-op); P uses mean pooling
+by default (`pool="max"` gives the paper text's version); We, Wf, Wa have no bias and start at zero, so on a
+post-ReLU input (X >= 0) a freshly decorated layer computes exactly what the plain conv computed.
+
+Cost: by linearity Wa·(PoolT(Y) (+) PoolS(Y)) = Wa·PoolT(Y) (+) Wa·PoolS(Y), so Wa runs on the two small
+pooled tensors; for a stride-2 layer Y_j is smaller than X and is nearest-upsampled to X's size, and since a
+1x1 conv commutes with nearest upsampling, Wf and Wa also run at Y_j's resolution before upsampling. The sums
+over j are running totals, so each 1x1 map runs once per part.
+
+The layer works on 2D feature maps of a segment-based model ((N*T, C, H, W), `num_segments` = T) and on 3D
+ones ((N, C, T, H, W), SlowOnly/SlowFast).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fineact.errors import ModelError
+
+POOL_MODES = ("mean", "max")
+STAGE_TO_LAYER = {2: "layer1", 3: "layer2", 4: "layer3", 5: "layer4"}  # res2..res5 of the papers
+
+
+def part_channels(out_channels: int, num_steps: int) -> list[int]:
+    """C_i = Cout // n for every part, the last one also takes the remainder."""
+    base = out_channels // num_steps
+    return [base] * (num_steps - 1) + [out_channels - base * (num_steps - 1)]
+
+
+class ARCPart(nn.Module):
+    """Part i of the decorated layer: its own conv, BN and (optionally) ReLU; Y_i = f(Z_i; w_i) (eq. 3)."""
+
+    def __init__(self, conv: nn.Module, bn: nn.Module, relu: bool):
+        super().__init__()
+        self.conv = conv
+        self.bn = bn
+        self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(z)))
+
+
+class ARCConv(nn.Module):
+    """A conv (+BN, +ReLU) decorated with the Adaptive Recursive Circle.
+
+    Build it from an existing conv and BN with `ARCConv.from_conv` (weights are sliced, so it computes what
+    they computed), or from scratch with the constructor. `state_probe` and `attention_probe` are Identity
+    modules called on every step's input state Z_i and attention terms: forward hooks on them capture the
+    recursion for analysis without changing the output.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 num_steps: int = 4, pool: str = "mean", relu: bool = False, dims: int = 2,
+                 num_segments: int | None = None):
+        super().__init__()
+        if num_steps < 1:
+            raise ModelError(f"ARC num_steps must be >= 1, got {num_steps}")
+        if num_steps > out_channels:
+            raise ModelError(f"ARC num_steps ({num_steps}) exceeds the layer's {out_channels} output channels")
+        if pool not in POOL_MODES:
+            raise ModelError(f"ARC pool must be one of {POOL_MODES}, got {pool!r}")
+        if dims not in (2, 3):
+            raise ModelError(f"ARC dims must be 2 or 3, got {dims}")
+        if dims == 2 and (num_segments is None or num_segments < 1):
+            raise ModelError("a 2D ARC layer needs num_segments (frames per clip) to pool over time")
+        conv_cls, bn_cls = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.num_steps, self.pool, self.dims, self.num_segments = num_steps, pool, dims, num_segments
+        self.split = part_channels(out_channels, num_steps)
+        self.parts = nn.ModuleList(
+            ARCPart(conv_cls(in_channels, c, kernel_size, stride=stride, padding=padding, bias=False),
+                    bn_cls(c), relu)
+            for c in self.split)
+        # The last part is never fed back, so Wf/Wa exist for parts 0..n-2 only.
+        self.embed = conv_cls(in_channels, in_channels, 1, bias=False)                               # We
+        self.fuse = nn.ModuleList(conv_cls(c, in_channels, 1, bias=False) for c in self.split[:-1])    # Wf_j
+        self.attend = nn.ModuleList(conv_cls(c, in_channels, 1, bias=False) for c in self.split[:-1])  # Wa_j
+        for w in arc_parameters(self):
+            nn.init.zeros_(w)
+        self.state_probe = nn.Identity()
+        self.attention_probe = nn.Identity()
+        # True: Wf/Wa run at Y_j's (lower) resolution and their outputs are upsampled (exact, cheaper).
+        # False: Y_j is upsampled first, the arrangement the paper's FLOP counts describe.
+        self.low_resolution_maps = True
+
+    # -- construction from a pretrained layer -------------------------------------------------------------
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d | nn.Conv3d, bn: nn.BatchNorm2d | nn.BatchNorm3d, relu: bool,
+                  num_steps: int = 4, pool: str = "mean", num_segments: int | None = None) -> "ARCConv":
+        """Decorate `conv` + `bn` (+ ReLU): their weights are sliced along the output channels into the parts."""
+        if conv.groups != 1:
+            raise ModelError("ARC needs full connections between input and output channels: grouped convs "
+                             f"(groups={conv.groups}) cannot be decorated")
+        if conv.bias is not None:
+            raise ModelError("ARC decorates bias-free convs followed by BN; this conv has a bias")
+        dims = 3 if isinstance(conv, nn.Conv3d) else 2
+        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    num_steps=num_steps, pool=pool, relu=relu, dims=dims, num_segments=num_segments)
+        layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        start = 0
+        with torch.no_grad():
+            for part, c in zip(layer.parts, layer.split):
+                sl = slice(start, start + c)
+                part.conv.weight.copy_(conv.weight[sl])
+                part.bn.weight.copy_(bn.weight[sl])
+                part.bn.bias.copy_(bn.bias[sl])
+                part.bn.running_mean.copy_(bn.running_mean[sl])
+                part.bn.running_var.copy_(bn.running_var[sl])
+                part.bn.num_batches_tracked.copy_(bn.num_batches_tracked)
+                part.bn.eps, part.bn.momentum = bn.eps, bn.momentum
+                start += c
+        layer.train(conv.training)
+        return layer
+
+    # -- pooling P(Y) = PoolT(Y) (+) PoolS(Y), eq. 7 ------------------------------------------------------
+    def _time_first(self, y: torch.Tensor) -> torch.Tensor:
+        """View a 2D map (N*T, C, H, W) as (N, T, C, H, W); 3D maps are already (N, C, T, H, W)."""
+        return y.view(-1, self.num_segments, *y.shape[1:]) if self.dims == 2 else y
+
+    def _pool_time(self, y: torch.Tensor) -> torch.Tensor:
+        """PoolT: reduce over T. 2D -> (N, C, h, w); 3D -> (N, C, 1, h, w)."""
+        t_dim = 1 if self.dims == 2 else 2
+        y = self._time_first(y)
+        if self.pool == "mean":
+            return y.mean(t_dim, keepdim=self.dims == 3)
+        return y.amax(t_dim, keepdim=self.dims == 3)
+
+    def _pool_space(self, y: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+        """PoolS over the spatial grid of Y upsampled (nearest) to `out_hw`: (N*T, C, 1, 1) or (N, C, T, 1, 1)."""
+        hw_dims = (-2, -1)
+        if self.pool == "max" or tuple(y.shape[-2:]) == out_hw:
+            # max ignores the duplicates that nearest upsampling makes; same size needs no upsampling.
+            return y.mean(hw_dims, keepdim=True) if self.pool == "mean" else y.amax(hw_dims, keepdim=True)
+        # Mean over a nearest-upsampled map = mean weighted by how often each source pixel is repeated.
+        rows = _nearest_repeat_counts(y.shape[-2], out_hw[0], y.device, y.dtype)
+        cols = _nearest_repeat_counts(y.shape[-1], out_hw[1], y.device, y.dtype)
+        weighted = torch.einsum("...hw,h,w->...", y, rows, cols) / (out_hw[0] * out_hw[1])
+        return weighted[..., None, None]
+
+    def _upsample(self, t: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+        if tuple(t.shape[-2:]) == out_hw:
+            return t
+        size = out_hw if self.dims == 2 else (t.shape[2], *out_hw)
+        return F.interpolate(t, size=size, mode="nearest")
+
+    def _broadcast_attention(self, att_t: torch.Tensor, att_s: torch.Tensor) -> torch.Tensor:
+        """Wa·PoolT (+) Wa·PoolS as a full map shaped like X."""
+        if self.dims == 3:
+            return att_t + att_s  # (N, C, 1, H, W) + (N, C, T, 1, 1)
+        full = att_t.unsqueeze(1) + att_s.view(-1, self.num_segments, *att_s.shape[1:])
+        return full.flatten(0, 1)
+
+    # -- the recursion, eq. 2-7 ---------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dims == 2 and x.shape[0] % self.num_segments:
+            raise ModelError(f"ARC layer: batch of {x.shape[0]} frames is not a multiple of "
+                             f"num_segments={self.num_segments}")
+        out_hw = (x.shape[-2], x.shape[-1])
+        y = self.parts[0](self.state_probe(x))  # Z_1 = X (eq. 4)
+        outputs = [y]
+        if self.num_steps == 1:
+            return y
+        embedded = x + self.embed(x)  # X + We·X
+        att_t = att_s = fusion = None
+        for i in range(1, self.num_steps):
+            j = i - 1  # running sums: add the newest part's terms once
+            src = y if self.low_resolution_maps else self._upsample(y, out_hw)
+            a_t = self._upsample(self.attend[j](self._pool_time(src)), out_hw)
+            a_s = self.attend[j](self._pool_space(src, out_hw))
+            f = self._upsample(self.fuse[j](src), out_hw)
+            att_t = a_t if att_t is None else att_t + a_t
+            att_s = a_s if att_s is None else att_s + a_s
+            fusion = f if fusion is None else fusion + f
+            attention = self.attention_probe(self._broadcast_attention(att_t, att_s))
+            # Eq. 5: Z_i = ReLU( ReLU(X + We·X + sum Wa_j·P(Y_j)) + sum Wf_j·Y_j )
+            z = F.relu(F.relu(embedded + attention) + fusion)
+            y = self.parts[i](self.state_probe(z))
+            outputs.append(y)
+        return torch.cat(outputs, dim=1)  # Y = Concat(Y_1, ..., Y_n) (eq. 2)
+
+    def extra_repr(self) -> str:
+        return f"num_steps={self.num_steps}, pool={self.pool!r}, split={self.split}, dims={self.dims}"
+
+
+_COUNT_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def _nearest_repeat_counts(src: int, dst: int, device, dtype) -> torch.Tensor:
+    """How many times each of `src` positions appears after nearest upsampling to `dst` (PyTorch's rule)."""
+    key = (src, dst, str(device), dtype)
+    if key not in _COUNT_CACHE:
+        index = torch.clamp((torch.arange(dst, dtype=torch.float64) * (src / dst)).floor().long(), max=src - 1)
+        _COUNT_CACHE[key] = torch.bincount(index, minlength=src).to(device=device, dtype=dtype)
+    return _COUNT_CACHE[key]
+
+
+# -- decorating a whole network ---------------------------------------------------------------------------
+
+def _stage_modules(model: nn.Module, stages: Iterable[int]) -> Iterator[tuple[str, nn.Module]]:
+    """The residual stages res2..res5 of a ResNet-like model (or its `.backbone` / `.pathway`)."""
+    for candidate in (model, getattr(model, "backbone", None)):
+        if candidate is not None and all(hasattr(candidate, STAGE_TO_LAYER[s]) for s in STAGE_TO_LAYER):
+            for s in stages:
+                yield STAGE_TO_LAYER[s], getattr(candidate, STAGE_TO_LAYER[s])
+            return
+    raise ModelError(f"apply_arc: {type(model).__name__} has no ResNet stages layer1..layer4")
+
+
+def apply_arc(model: nn.Module, stages: Iterable[int] = (3, 4, 5), num_steps: int = 4, pool: str = "mean",
+              num_segments: int | None = None) -> nn.Module:
+    """Decorate the 3x3 convs of ResNet stages res`stages` with ARC, in place; returns `model`.
+
+    ResNet-18/34: both 3x3 convs of every BasicBlock; ResNet-50/101 and the 3D pathways: the 3x3 conv2 of
+    every Bottleneck (each block class lists its targets in `arc_targets`). Weights and BN statistics are
+    sliced into the parts and We/Wf/Wa start at zero, so the decorated model computes what it computed.
+    `num_segments` (frames per clip, for 2D models) defaults to `model.num_segments`.
+    """
+    stages = tuple(stages)
+    bad = [s for s in stages if s not in STAGE_TO_LAYER]
+    if bad:
+        raise ModelError(f"ARC stages must be among {sorted(STAGE_TO_LAYER)} (res2..res5), got {bad}")
+    if num_segments is None:
+        num_segments = getattr(model, "num_segments", None)
+    for _, stage in _stage_modules(model, stages):
+        for block in stage:
+            for conv_name, bn_name, relu in block.arc_targets:
+                conv, bn = getattr(block, conv_name), getattr(block, bn_name)
+                if isinstance(conv, ARCConv):
+                    raise ModelError(f"apply_arc: {conv_name} of a block is already ARC-decorated")
+                setattr(block, conv_name, ARCConv.from_conv(conv, bn, relu, num_steps, pool,
+                                                            num_segments if conv.weight.dim() == 4 else None))
+                setattr(block, bn_name, nn.Identity())  # the parts carry their own BNs
+    return model
+
+
+@contextmanager
+def paper_arrangement(model: nn.Module):
+    """Temporarily run every ARC layer in the paper's arrangement (upsample Y_j before Wf/Wa).
+
+    Outputs are identical; only the work differs. The profiler uses it to count FLOPs as the paper does.
+    """
+    layers = [m for _, m in arc_layers(model)]
+    saved = [m.low_resolution_maps for m in layers]
+    for m in layers:
+        m.low_resolution_maps = False
+    try:
+        yield model
+    finally:
+        for m, flag in zip(layers, saved):
+            m.low_resolution_maps = flag
+
+
+def arc_layers(model: nn.Module) -> list[tuple[str, ARCConv]]:
+    """Every ARC layer of `model` with its qualified name."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, ARCConv)]
+
+
+def arc_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The We, Wf and Wa weights (the authors train them without weight decay)."""
+    layers = [model] if isinstance(model, ARCConv) else [m for _, m in arc_layers(model)]
+    params = []
+    for layer in layers:
+        params.append(layer.embed.weight)
+        params += [m.weight for m in layer.fuse] + [m.weight for m in layer.attend]
+    return params
