@@ -48,7 +48,8 @@ def register_model(name: str, summary: str, paper: dict[str, Any] | None = None)
 
 def _ensure_registered() -> None:
     # Importing the definition module fills the registry; kept lazy so `import fineact` stays cheap.
-    import fineact.models.zoo  # noqa: F401
+    import fineact.models.zoo  # noqa: F401  (2D: TSN, TSM, ARC-TSM)
+    import fineact.models.zoo_video  # noqa: F401  (3D: SlowOnly, SlowFast, multi-task)
 
 
 def list_models() -> list[str]:

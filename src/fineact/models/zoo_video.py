@@ -1,0 +1,1 @@
+"""Registered 3D models (SlowOnly, SlowFast) and multi-pathway multi-task networks."""
