@@ -1,0 +1,1 @@
+"""Data pipeline: annotation readers -> samples -> frame indices -> decoded frames -> transforms -> batches."""
