@@ -79,7 +79,7 @@ def profile_by_name(name: str, frames: int | None = None, size: int = 224, **bui
                 break
     result = profile_model(build_model(name, **build_kwargs), size=size)
     defaults = entry.defaults()
-    if all(defaults.get(k) == v or (k == "arc_stages" and tuple(v) == tuple(defaults.get(k, ())))
+    if size == 224 and frames is None and all(defaults.get(k) == v or (k == "arc_stages" and tuple(v) == tuple(defaults.get(k, ())))
            for k, v in build_kwargs.items()):
         result.paper = dict(entry.paper)
     return result

@@ -1,0 +1,156 @@
+"""The ARC layer: exact sizes, zero-init identity, the equations evaluated from scratch, gradients."""
+
+import copy
+
+import pytest
+import torch
+
+from fineact.analysis.profile import profile_model
+from fineact.errors import ModelError
+from fineact.models import ARCConv, apply_arc, arc_layers, arc_parameters, build_model
+from fineact.models.arc import paper_arrangement, part_channels
+
+from reference_impls import arc_reference
+from test_resnet_tsm import randomise_bn_statistics
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("stages, expected", [
+    ((), 11_265_774), ((2,), 11_306_734), ((3,), 11_405_038), ((4,), 11_822_830), ((5,), 13_493_998),
+    ((4, 5), 14_051_054), ((3, 4, 5), 14_190_318)])
+def test_arc_tsm_r18_parameter_counts_match_the_paper(stages, expected):
+    assert n_params(build_model("arc_tsm_r18", num_classes=174, num_segments=8, arc_stages=stages)) == expected
+
+
+def test_resnet50_parameter_counts_match_the_paper():
+    assert n_params(build_model("tsm_r50", num_classes=174)) == 23_864_558
+    assert n_params(build_model("arc_tsm_r50", num_classes=174)) == 26_977_518
+    assert n_params(build_model("tsm_r50", num_classes=400)) == 24_327_632
+
+
+def test_each_arc_conv_adds_cin2_plus_2_cin_cout_times_n_minus_1_over_n():
+    for n in (2, 4, 8):
+        layer = ARCConv(64, 128, 3, padding=1, num_steps=n, num_segments=2)
+        plain = 128 * 64 * 9 + 2 * 128  # conv + BN affine
+        assert n_params(layer) - plain == 64 * 64 + 2 * 64 * 128 * (n - 1) // n
+
+
+def test_gmacs_at_8x224_match_the_paper():
+    tsm18 = profile_model(build_model("tsm_r18"))
+    arc18 = profile_model(build_model("arc_tsm_r18"))
+    tsm50 = profile_model(build_model("tsm_r50"))
+    # The issue states the ranges to one decimal (the papers' precision); compare at two decimals.
+    assert 14.5 <= round(tsm18.gmacs, 2) <= 14.6
+    assert 17.0 <= round(arc18.gmacs_paper, 2) <= 17.2  # counted in the paper's arrangement
+    assert arc18.gmacs < arc18.gmacs_paper              # our exact arrangement does less work
+    assert 32.7 <= round(tsm50.gmacs, 2) <= 32.9
+    assert tsm18.gmacs == tsm18.gmacs_paper
+
+
+def test_part_split_gives_the_remainder_to_the_last_part():
+    assert part_channels(64, 4) == [16, 16, 16, 16]
+    assert part_channels(10, 4) == [2, 2, 2, 4]
+
+
+@pytest.mark.parametrize("pool", ["mean", "max"])
+@pytest.mark.parametrize("stages", [(3, 4, 5), (2,)])
+def test_arc_from_trained_tsm_keeps_logits(pool, stages):
+    torch.manual_seed(0)
+    plain = randomise_bn_statistics(build_model("tsm_r18", num_classes=10, num_segments=4)).eval()
+    torch.nn.init.normal_(plain.head.fc.weight, 0, 0.1)
+    decorated = apply_arc(copy.deepcopy(plain), stages=stages, num_steps=4, pool=pool).eval()
+    assert len(arc_layers(decorated)) == 4 * len(stages)
+    clip = torch.randn(2, 3, 4, 64, 64)
+    with torch.no_grad():
+        assert (decorated(clip) - plain(clip)).abs().max().item() < 1e-5
+
+
+def test_zero_init_identity_also_in_training_mode_with_batch_statistics():
+    torch.manual_seed(0)
+    plain = build_model("tsm_r18", num_classes=10, num_segments=2, dropout=0.0).train()
+    decorated = apply_arc(copy.deepcopy(plain), stages=(3, 4, 5))
+    clip = torch.randn(2, 3, 2, 64, 64)
+    assert (decorated(clip) - plain(clip)).abs().max().item() < 1e-5
+
+
+def _random_arc_maps(layer, scale=0.1):
+    for w in arc_parameters(layer):
+        torch.nn.init.normal_(w, 0, scale)
+    return layer
+
+
+@pytest.mark.parametrize("pool", ["mean", "max"])
+@pytest.mark.parametrize("stride, size", [(1, 8), (2, 8), (2, 7)])
+@pytest.mark.parametrize("relu", [True, False])
+def test_2d_layer_equals_the_equations_evaluated_from_scratch(pool, stride, size, relu):
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(12, 10, 3, stride=stride, padding=1, bias=False)
+    bn = randomise_bn_statistics(torch.nn.Sequential(torch.nn.BatchNorm2d(10)))[0]
+    layer = _random_arc_maps(ARCConv.from_conv(conv, bn, relu, num_steps=4, pool=pool, num_segments=3)).eval()
+    x = torch.rand(2 * 3, 12, size, size)
+    with torch.no_grad():
+        ours = layer(x)
+        reference = arc_reference(layer, x)
+        with paper_arrangement(layer):
+            ours_paper = layer(x)
+    assert (ours - reference).abs().max().item() < 1e-5
+    assert (ours_paper - reference).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("pool", ["mean", "max"])
+@pytest.mark.parametrize("stride, size", [(1, 6), (2, 7)])
+def test_3d_layer_equals_the_equations_evaluated_from_scratch(pool, stride, size):
+    torch.manual_seed(2)
+    conv = torch.nn.Conv3d(8, 9, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False)
+    bn = randomise_bn_statistics(torch.nn.Sequential(torch.nn.BatchNorm3d(9)))[0]
+    layer = _random_arc_maps(ARCConv.from_conv(conv, bn, True, num_steps=3, pool=pool)).eval()
+    x = torch.rand(2, 8, 4, size, size)
+    with torch.no_grad():
+        assert (layer(x) - arc_reference(layer, x)).abs().max().item() < 1e-5
+
+
+def test_recursion_changes_the_output_once_maps_are_nonzero():
+    torch.manual_seed(3)
+    layer = ARCConv(8, 8, 3, padding=1, num_steps=4, num_segments=2).eval()
+    x = torch.rand(4, 8, 6, 6)
+    before = layer(x)
+    _random_arc_maps(layer)
+    after = layer(x)
+    assert torch.equal(before[:, :2], after[:, :2])      # part 0 always reads X
+    assert not torch.allclose(before[:, 2:], after[:, 2:])  # later parts read the evolved state
+
+
+def test_gradients_reach_we_wf_and_wa():
+    torch.manual_seed(4)
+    layer = ARCConv(8, 8, 3, padding=1, num_steps=4, num_segments=2, relu=True)
+    layer(torch.rand(4, 8, 6, 6)).square().sum().backward()
+    # Zero-initialised maps still get gradients: the recursion is alive from the first step.
+    for name in ("embed", "fuse", "attend"):
+        grads = [p.grad for n, p in layer.named_parameters() if n.startswith(name)]
+        assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), name
+
+
+def test_arc_parameters_are_exactly_the_maps():
+    model = build_model("arc_tsm_r18", arc_stages=(5,))
+    params = arc_parameters(model)
+    ids = {id(p) for p in params}
+    named = [n for n, p in model.named_parameters() if id(p) in ids]
+    assert len(params) == 4 * (1 + 3 + 3)  # 4 layers x (We + 3 Wf + 3 Wa)
+    assert all(any(k in n for k in (".embed.", ".fuse.", ".attend.")) for n in named)
+
+
+def test_bad_arc_arguments_are_clear_errors():
+    with pytest.raises(ModelError, match="stages"):
+        build_model("arc_tsm_r18", arc_stages=(6,))
+    with pytest.raises(ModelError, match="pool"):
+        build_model("arc_tsm_r18", arc_pool="median")
+    with pytest.raises(ModelError, match="num_steps"):
+        build_model("arc_tsm_r18", arc_steps=0)
+    with pytest.raises(ModelError, match="already"):
+        apply_arc(build_model("arc_tsm_r18"), stages=(3,))
+    grouped = torch.nn.Conv2d(8, 8, 3, groups=2, bias=False)
+    with pytest.raises(ModelError, match="grouped"):
+        ARCConv.from_conv(grouped, torch.nn.BatchNorm2d(8), True, num_segments=2)
