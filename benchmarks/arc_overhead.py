@@ -1,0 +1,91 @@
+"""ARC overhead: forward+backward time and training memory of TSM vs ARC-TSM, as ratios from one run.
+
+    python benchmarks/arc_overhead.py                       # R18, n=4, 8 x 112 x 112, batch 2 (issue default)
+    python benchmarks/arc_overhead.py --depths 18 50 --steps 2 4 8
+
+Time: median of interleaved forward+backward passes (the models take turns, so machine drift hits all).
+Memory: on CUDA, peak allocated bytes; on CPU, the bytes autograd keeps for the backward pass (saved tensors,
+each storage counted once) plus parameters and gradients. That is the training memory the paper's appendix
+C.3 says grows linearly with n; CPU allocators expose no reliable peak of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from common import interleaved_median_times, print_table, write_results
+from fineact.models import build_model
+
+
+def training_step(model, clip):
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(clip).sum().backward()
+    return step
+
+
+def saved_tensor_bytes(model, clip) -> int:
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    model.zero_grad(set_to_none=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(clip)
+    out.sum().backward()
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    return sum(seen.values()) + 2 * params
+
+
+def peak_memory(model, clip) -> int:
+    if clip.is_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        training_step(model, clip)()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated()
+    return saved_tensor_bytes(model, clip)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depths", type=int, nargs="+", default=[18])
+    parser.add_argument("--steps", type=int, nargs="+", default=[4], help="ARC recursive steps n")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--name", default="arc_overhead", help="results/<name>.json")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    clip = torch.randn(args.batch, 3, args.frames, args.size, args.size, device=args.device)
+    rows, records = [], []
+    for depth in args.depths:
+        models = {f"tsm_r{depth}": build_model(f"tsm_r{depth}", num_segments=args.frames)}
+        for n in args.steps:
+            models[f"arc_tsm_r{depth} n={n}"] = build_model(f"arc_tsm_r{depth}", num_segments=args.frames, arc_steps=n)
+        for m in models.values():
+            m.to(args.device).train()
+        times = interleaved_median_times({k: training_step(m, clip) for k, m in models.items()}, args.repeats)
+        memory = {k: peak_memory(m, clip) for k, m in models.items()}
+        base = f"tsm_r{depth}"
+        for name in models:
+            record = {"model": name, "seconds": times[name], "memory_bytes": memory[name],
+                      "time_ratio": times[name] / times[base], "memory_ratio": memory[name] / memory[base]}
+            records.append(record)
+            rows.append([name, times[name] * 1000, memory[name] / 2**20, record["time_ratio"], record["memory_ratio"]])
+    print(f"forward+backward, batch {args.batch}, {args.frames} x {args.size} x {args.size}, device {args.device}")
+    print_table(["model", "ms/step", "memory MiB", "time ratio", "memory ratio"], rows)
+    path = write_results(args.name, {"settings": vars(args), "results": records})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
