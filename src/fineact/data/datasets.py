@@ -1,0 +1,186 @@
+"""Torch datasets built from the pieces of the pipeline: samples -> indices -> decoded frames -> transforms.
+
+Randomness is keyed, not global: the sampler (`KeyedSampler`) hands the dataset `(index, seed)` pairs made in
+the main process from (base seed, epoch, position), and all randomness of a sample (frame choice, crop, flip,
+replacement of an unreadable video) comes from a generator seeded with that key. Results are therefore the same
+with 0 or 8 workers, on 1 or 4 processes, and after resuming from a checkpoint.
+
+Unreadable videos (missing, corrupt, truncated, empty, too short): in training the sample is replaced by
+another one drawn from the key's generator; in evaluation it becomes a placeholder with label -1 that the
+metrics ignore (a replacement would count another video twice). Either way its path travels in the batch
+("skipped") so the training process can count and name every one, across workers and processes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from fineact.data.annotations import Sample
+from fineact.data.sampling import DenseSampler, MultiPathwaySampler, SegmentSampler
+from fineact.data.video import probe_video, read_frames_multi
+from fineact.errors import ConfigError, VideoError
+from fineact.models.base import ClipSpec
+
+MAX_REPLACEMENTS = 20
+
+
+def sampler_for(clip_specs: dict[str, ClipSpec], num_clips: int = 1, twice: bool = False,
+                short_video: str = "loop"):
+    """The frame sampler a model's clip specs call for (segments, one dense clip, or several pathways)."""
+    if len(clip_specs) == 1:
+        spec = next(iter(clip_specs.values()))
+        if spec.frame_interval is None:
+            return SegmentSampler(spec.num_frames, twice=twice, short_video=short_video)
+        return DenseSampler(spec.num_frames, spec.frame_interval, num_clips=num_clips, short_video=short_video)
+    segment_paths = [name for name, spec in clip_specs.items() if spec.frame_interval is None]
+    if segment_paths:
+        raise ConfigError(f"pathways {segment_paths} use segment sampling; multi-pathway models need dense "
+                          "pathways (frames and interval) that share one window")
+    return MultiPathwaySampler({name: (s.num_frames, s.frame_interval) for name, s in clip_specs.items()},
+                               num_clips=num_clips, short_video=short_video)
+
+
+def sample_seed(base_seed: int, epoch: int, position: int) -> int:
+    return int(np.random.SeedSequence([base_seed, epoch, position]).generate_state(1)[0])
+
+
+class KeyedSampler(Sampler):
+    """Yields (dataset index, seed) keys: shuffled per epoch for training, in order for evaluation.
+
+    With several processes, process `rank` takes positions rank, rank + world, ... Training pads the order so
+    every process runs the same number of steps (a few samples repeat); evaluation does not pad, so each video
+    is counted exactly once across processes.
+    """
+
+    def __init__(self, length: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.length, self.shuffle, self.seed = length, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> list[int]:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.length).tolist()
+            per_rank = math.ceil(self.length / self.world_size)
+            order += order[: per_rank * self.world_size - self.length]
+            return order
+        return list(range(self.length))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = self._order()
+        for position in range(self.rank, len(order), self.world_size):
+            yield order[position], sample_seed(self.seed, self.epoch, position)
+
+    def __len__(self) -> int:
+        if self.shuffle:
+            return math.ceil(self.length / self.world_size)
+        return len(range(self.rank, self.length, self.world_size))
+
+
+@dataclass
+class ClipDatasetOptions:
+    mode: str = "train"                   # train: one random view; test: every view (clips x crops)
+    filename_template: str = "img_{:05d}.jpg"
+    start_index: int = 1
+    decode_threads: int = 1               # FFmpeg threads per worker
+
+
+class VideoClipDataset(Dataset):
+    """Decoded, transformed clips of `samples` for a model's clip specs."""
+
+    def __init__(self, samples: Sequence[Sample], frame_sampler, transform, options: ClipDatasetOptions,
+                 crop_size: int):
+        if not samples:
+            raise ConfigError("dataset has no samples")
+        self.samples = list(samples)
+        self.frame_sampler = frame_sampler
+        self.transform = transform
+        self.options = options
+        self.crop_size = crop_size
+        self._frame_counts: dict[str, int] = {}  # per worker: probing a container costs an open
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _read_options(self, sample: Sample) -> dict:
+        return {"filename_template": sample.filename_template if sample.is_frame_folder else
+                self.options.filename_template,
+                "start_index": sample.start_index if sample.is_frame_folder else self.options.start_index,
+                "decode_threads": self.options.decode_threads}
+
+    def frame_count(self, sample: Sample) -> int:
+        """Frames in the sample's window: from the annotation when known, else probed once per worker."""
+        if sample.end_frame is not None:
+            return sample.end_frame - sample.start_frame
+        if sample.num_frames is not None:
+            return sample.num_frames
+        if sample.source not in self._frame_counts:
+            opts = self._read_options(sample)
+            info = probe_video(sample.source, filename_template=opts["filename_template"],
+                               start_index=opts["start_index"])
+            self._frame_counts[sample.source] = info.num_frames - sample.start_frame
+        count = self._frame_counts[sample.source]
+        if count <= 0:
+            raise VideoError(f"{sample.source}: no frames in the window starting at frame {sample.start_frame}")
+        return count
+
+    def load(self, sample: Sample, rng: np.random.Generator):
+        """-> ({pathway: float clip}, label) for one sample; raises VideoError when it cannot be read."""
+        mode = self.options.mode
+        indices = self.frame_sampler.indices(self.frame_count(sample), mode, rng, start_frame=sample.start_frame)
+        opts = self._read_options(sample)
+        frames = read_frames_multi(sample.source, indices, **opts)
+        num_views = self.frame_sampler.views(mode)
+        if num_views == 1:
+            clips, label = self.transform(frames, sample.label, rng)
+            if mode == "test" and getattr(self.transform, "views", 1) == 1:
+                clips = {name: clip.unsqueeze(0) for name, clip in clips.items()}  # a view axis of 1
+            return clips, label
+        # Several clips per video (test): transform each clip view, concatenate clip x crop views.
+        per_view = {name: f.reshape(num_views, -1, *f.shape[1:]) for name, f in frames.items()}
+        outputs = []
+        for v in range(num_views):
+            clips, label = self.transform({name: f[v] for name, f in per_view.items()}, sample.label, rng)
+            outputs.append(clips)
+        merged = {}
+        for name in outputs[0]:
+            parts = [o[name] if o[name].dim() == 5 else o[name].unsqueeze(0) for o in outputs]
+            merged[name] = torch.cat(parts)
+        return merged, label
+
+    def placeholder(self):
+        """Zero clips shaped like a real evaluation sample (label -1: ignored by the metrics)."""
+        views = self.frame_sampler.views(self.options.mode) * getattr(self.transform, "views", 1)
+        size = self.crop_size
+        return {name: torch.zeros(views, 3, t, size, size) for name, t in
+                self.frame_sampler.frames_per_view.items()}
+
+    def __getitem__(self, key) -> dict:
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        rng = np.random.default_rng(seed)
+        skipped: list[str] = []
+        for _ in range(MAX_REPLACEMENTS):
+            sample = self.samples[index]
+            try:
+                clips, label = self.load(sample, rng)
+                return self._item(clips, label, index, skipped)
+            except VideoError as error:
+                skipped.append(f"{sample.source}\t{error}")
+                if self.options.mode != "train":
+                    return self._item(self.placeholder(), -1, index, skipped)
+                index = int(rng.integers(len(self.samples)))
+        raise VideoError(f"{MAX_REPLACEMENTS} unreadable videos in a row while drawing replacements; last: "
+                         f"{skipped[-1]}. Run `fineact check-data` on this config to list every bad video.")
+
+    def _item(self, clips: dict, label: int, index: int, skipped: list[str]) -> dict:
+        single = list(clips) == ["clip"]
+        return {"clips": clips["clip"] if single else clips, "label": torch.tensor(label, dtype=torch.long),
+                "index": torch.tensor(index, dtype=torch.long), "skipped": "\n".join(skipped)}

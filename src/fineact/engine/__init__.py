@@ -1,0 +1,1 @@
+"""Training and evaluation on Lightning: the LightningModule holds the science, the Trainer the engineering."""

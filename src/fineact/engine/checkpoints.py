@@ -1,0 +1,95 @@
+"""Checkpoints and exported weights.
+
+- Training checkpoints are Lightning's (`last.ckpt`, `best.ckpt`): weights, optimizer, scheduler, loop state,
+  RNG states, and the config + label levels as hyperparameters. They load with torch.load(weights_only=True).
+- Exported inference weights are `<stem>.safetensors` (the model's tensors only) + `<stem>.json` (the config
+  and label levels needed to rebuild the model). No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from fineact.errors import WeightsError
+from fineact.models.weights import load_strict, read_state_dict
+
+# Sections of a config that describe the run, not the model: `fineact test` takes them from its own config.
+RUN_SECTIONS = ("data", "eval", "trainer", "output_dir", "name", "seed")
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint {path}: not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"checkpoint {path}: cannot be read as a weights-only checkpoint "
+                           f"({type(exc).__name__}: {exc})") from None
+
+
+def _model_state(state_dict: dict) -> dict:
+    return {k[len("model."):]: v for k, v in state_dict.items() if k.startswith("model.")}
+
+
+def load_module(path: str | Path, config_overrides: DictConfig | None = None):
+    """Rebuild the RecognitionModule a checkpoint or export describes, with its weights (strict)."""
+    from fineact.engine.module import RecognitionModule
+
+    path = Path(path)
+    if path.suffix == ".safetensors" or path.with_suffix(".json").is_file() and path.suffix != ".ckpt":
+        meta_path = path.with_suffix(".json")
+        if not meta_path.is_file():
+            raise WeightsError(f"exported weights {path}: the description {meta_path} is missing")
+        meta = json.loads(meta_path.read_text())
+        config, levels = meta["config"], meta["levels"]
+        state = read_state_dict(path.with_suffix(".safetensors"))
+    else:
+        ckpt = read_checkpoint(path)
+        hp = ckpt.get("hyper_parameters") or {}
+        if "config" not in hp or "levels" not in hp:
+            raise WeightsError(f"checkpoint {path}: not a fineact training checkpoint (no config/levels inside); "
+                               "use load_weights / pretrained= for plain weight files")
+        config, levels = hp["config"], hp["levels"]
+        state = _model_state(ckpt["state_dict"])
+    if config_overrides is not None:
+        override = OmegaConf.to_container(config_overrides, resolve=True)
+        config = dict(config)
+        for key in RUN_SECTIONS:
+            config[key] = override[key]
+        config["pretrained"] = None
+    else:
+        config = dict(config, pretrained=None)
+    module = RecognitionModule(config, levels)
+    load_strict(module.model, state, str(path))
+    module.eval()
+    return module
+
+
+def export_weights(module, stem: str | Path) -> Path:
+    """Write `<stem>.safetensors` + `<stem>.json`; returns the safetensors path."""
+    from safetensors.torch import save_file
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.model.state_dict().items()}
+    save_file(tensors, str(stem.with_suffix(".safetensors")))
+    meta = {"format": "fineact-export-1", "config": dict(module.hparams["config"], pretrained=None),
+            "levels": module.hparams["levels"], "trained_levels": module.trained_levels}
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return stem.with_suffix(".safetensors")
+
+
+def load_weights_into(model: nn.Module, path: str | Path) -> None:
+    """Load a fineact checkpoint/export or a plain state dict into `model`, strictly."""
+    path = Path(path)
+    if path.suffix == ".ckpt":
+        state = _model_state(read_checkpoint(path)["state_dict"])
+    else:
+        state = read_state_dict(path)
+    load_strict(model, state, str(path))

@@ -1,0 +1,112 @@
+"""The LightningDataModule: datasets and loaders built from the config and the model's clip specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader
+
+from fineact.data.annotations import Sample, read_annotations
+from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDataset, sampler_for
+from fineact.data.transforms import build_test_transform, build_train_transform
+from fineact.errors import ConfigError, FineactError
+from fineact.labels import LabelLevels
+
+
+def read_split(cfg: DictConfig, levels: LabelLevels, split: str) -> list[Sample]:
+    """Samples of `data.<split>` in the configured annotation format."""
+    data = cfg.data
+    node = data[split]
+    if node is None:
+        raise ConfigError(f"data.{split}: not configured")
+    fmt = data.format
+    options: dict = {}
+    if fmt in ("finegym", "diving48", "frame_list", "sthv1_list", "sthv1_csv"):
+        options["filename_template"] = data.filename_template
+        options["start_index"] = data.start_index
+    if fmt in ("finegym", "diving48"):
+        options["frame_folders"] = data.frame_folders
+    if fmt == "finegym":
+        options["levels"] = levels
+    elif fmt in ("sthv1_csv", "kinetics_csv"):
+        options["label_names"] = levels.class_names[levels.finest]
+    elif fmt in ("video_list", "frame_list", "sthv1_list", "diving48"):
+        options["num_classes"] = levels.num_classes[levels.finest]
+    return read_annotations(fmt, node.annotations, node.data_root, **options)
+
+
+class VideoDataModule(L.LightningDataModule):
+    def __init__(self, cfg: DictConfig, levels: LabelLevels, model: nn.Module):
+        super().__init__()
+        self.cfg = cfg
+        self.levels = levels
+        self.clip_specs = model.clip_specs
+        self.eval_split = "val"
+        self._datasets: dict[str, VideoClipDataset] = {}
+
+    # -- datasets ----------------------------------------------------------------------------------------
+    def dataset(self, split: str) -> VideoClipDataset:
+        if split not in self._datasets:
+            data = self.cfg.data
+            mode = "train" if split == "train" else "test"
+            frame_sampler = sampler_for(self.clip_specs, num_clips=data.test_clips if mode == "test" else 1,
+                                        twice=data.twice_sample and mode == "test", short_video=data.short_video)
+            resize = data.resize[0] if len(data.resize) == 1 else tuple(data.resize)
+            if mode == "train":
+                transform = build_train_transform(data.train_crop, data.crop_size, resize, data.flip,
+                                                  dict(data.flip_label_map) or None)
+            else:
+                transform = build_test_transform(data.crop_size, resize, data.test_crops)
+            options = ClipDatasetOptions(mode=mode, filename_template=data.filename_template,
+                                         start_index=data.start_index)
+            self._datasets[split] = VideoClipDataset(read_split(self.cfg, self.levels, split), frame_sampler,
+                                                     transform, options, data.crop_size)
+        return self._datasets[split]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.cfg.data
+        dataset = self.dataset(split)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = KeyedSampler(len(dataset), shuffle=shuffle, seed=self.cfg.seed, rank=rank, world_size=world)
+        workers = data.num_workers
+        return DataLoader(dataset, batch_size=data.batch_size, sampler=sampler, num_workers=workers,
+                          pin_memory=data.pin_memory and torch.cuda.is_available(),
+                          persistent_workers=data.persistent_workers and workers > 0, drop_last=False,
+                          multiprocessing_context="fork" if workers > 0 and _fork_ok() else None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.eval_split, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.eval_split, shuffle=False)
+
+    # -- bad videos --------------------------------------------------------------------------------------
+    def raise_if_too_many_bad(self, skipped: list[str], split: str = "train") -> None:
+        """Fail loudly when more than data.max_bad_fraction of a split's videos could not be read."""
+        bad = sorted({entry.split("\t")[0] for entry in skipped if entry})
+        if not bad or split not in self._datasets:
+            return
+        total = len(self._datasets[split])
+        share = len(bad) / total
+        if share > self.cfg.data.max_bad_fraction:
+            listing = "\n  ".join(bad[:50]) + (f"\n  ... ({len(bad)} in all)" if len(bad) > 50 else "")
+            raise FineactError(f"{len(bad)} of {total} videos ({100 * share:.1f}%) in data.{split} could not be "
+                               f"read, more than data.max_bad_fraction={self.cfg.data.max_bad_fraction}:\n  "
+                               f"{listing}")
+
+
+def _fork_ok() -> bool:
+    import multiprocessing as mp
+
+    return "fork" in mp.get_all_start_methods()

@@ -1,0 +1,202 @@
+"""The LightningModule: loss per level, evaluation with view aggregation, metrics, optimiser wiring.
+
+A batch is a dict: "clips" (a tensor, or {pathway: tensor} for multi-pathway models; evaluation batches carry
+a view axis after the batch axis: (B, V, C, T, H, W)), "label" (finest labels), "index" (sample indices) and
+"skipped" (paths of unreadable videos the dataset replaced, so they can be counted across workers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from fineact.engine.metrics import LevelMetrics
+from fineact.engine.model_factory import build_from_config
+from fineact.engine.optim import build_optimizer
+from fineact.errors import FineactError
+from fineact.labels import LabelLevels, consistent_predict
+
+
+def _map_clips(clips, fn):
+    return {k: fn(v) for k, v in clips.items()} if isinstance(clips, dict) else fn(clips)
+
+
+def _first(clips) -> torch.Tensor:
+    return next(iter(clips.values())) if isinstance(clips, dict) else clips
+
+
+class RecognitionModule(L.LightningModule):
+    """Trains and evaluates any fineact model on any label levels.
+
+    Saved hyperparameters (the config and the label levels) are enough to rebuild the model from a checkpoint.
+    """
+
+    def __init__(self, config: dict, levels: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg: DictConfig = OmegaConf.create(config)
+        self.levels = LabelLevels.from_dict(levels)
+        self.model, self.trained_levels, num_classes = build_from_config(self.cfg, self.levels)
+        weights = dict(self.cfg.loss.weights) or dict(getattr(self.model, "loss_weights", {}) or {})
+        self.loss_weights = {level: float(weights.get(level, 1.0)) for level in self.trained_levels}
+        consistent = bool(self.cfg.eval.consistent) and len(self.trained_levels) > 1 \
+            and self.levels.finest in self.trained_levels
+        self.val_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
+        self.test_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
+        self.skipped_videos: list[str] = []
+        self.test_results: dict | None = None
+
+    # -- forward -----------------------------------------------------------------------------------------
+    def forward(self, clips) -> dict[str, torch.Tensor]:
+        outputs = self.model(clips)
+        if isinstance(outputs, torch.Tensor):
+            return {self.trained_levels[0]: outputs}
+        return {level: outputs[level] for level in self.trained_levels}
+
+    def targets(self, finest: torch.Tensor) -> dict[str, torch.Tensor]:
+        derived = self.levels.derive_batch(finest)
+        return {level: derived[level] for level in self.trained_levels}
+
+    def compute_loss(self, outputs: dict, targets: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # Weighted sum of per-level cross-entropies (multi-task default weights 1 : 2 : 4, seed 000 eq. 2).
+        per_level = {level: F.cross_entropy(outputs[level], targets[level],
+                                            label_smoothing=self.cfg.loss.label_smoothing)
+                     for level in self.trained_levels}
+        total = sum(self.loss_weights[level] * loss for level, loss in per_level.items())
+        return total, per_level
+
+    # -- training ----------------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self._note_skipped(batch)
+        outputs = self(batch["clips"])
+        loss, per_level = self.compute_loss(outputs, self.targets(batch["label"]))
+        if not torch.isfinite(loss):
+            raise FineactError(f"loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
+                               "(per level: " + ", ".join(f"{k}={v.item():.4g}" for k, v in per_level.items())
+                               + "); stopping. The last checkpoint written before this step is intact; lower "
+                               "optim.lr or check the data.")
+        batch_size = _first(batch["clips"]).shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        for level, value in per_level.items():
+            self.log(f"train/loss_{level}", value, batch_size=batch_size)
+        return loss
+
+    # -- evaluation --------------------------------------------------------------------------------------
+    def aggregate_views(self, clips) -> dict[str, torch.Tensor]:
+        """(B, V, ...) views -> per-video scores: softmax then mean, or mean of raw scores."""
+        first = _first(clips)
+        b, v = first.shape[:2]
+        outputs = self(_map_clips(clips, lambda t: t.flatten(0, 1)))
+        scores = {}
+        for level, logits in outputs.items():
+            logits = logits.view(b, v, -1).float()
+            if self.cfg.eval.aggregate == "softmax_mean":
+                scores[level] = logits.softmax(-1).mean(1)
+            else:
+                scores[level] = logits.mean(1)
+        return scores
+
+    def _evaluate(self, batch: dict, metrics: LevelMetrics) -> dict[str, torch.Tensor]:
+        self._note_skipped(batch)
+        scores = self.aggregate_views(batch["clips"])
+        valid = batch["label"] >= 0  # unreadable videos come as placeholders labelled -1: not counted
+        if not valid.all():
+            scores = {level: s[valid] for level, s in scores.items()}
+            if not valid.any():
+                return scores
+        targets = self.targets(batch["label"][valid])
+        consistent = is_consistent = None
+        if metrics.consistent:
+            log_probs = {level: (s if self.cfg.eval.aggregate == "softmax_mean" else s.softmax(-1))
+                         .clamp_min(1e-12).log() for level, s in scores.items()}
+            sub = self.levels.select(self.trained_levels)
+            consistent = consistent_predict(sub, log_probs, self.loss_weights)
+            derived = sub.derive_batch(scores[sub.finest].argmax(1))
+            is_consistent = torch.stack([derived[lv] == scores[lv].argmax(1) for lv in self.trained_levels]).all(0)
+        metrics.update(scores, targets, consistent, is_consistent)
+        return scores
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        results = self.val_metrics.compute()
+        self.val_metrics.reset()
+        for level in self.trained_levels:
+            self.log(f"val/{level}_top1", results[level]["top1"], prog_bar=True, sync_dist=False)
+            self.log(f"val/{level}_mean_class", results[level]["mean_class_accuracy"], sync_dist=False)
+        self.log("val/top1", results[self.trained_levels[-1]]["top1"], sync_dist=False)
+        if "consistency_rate" in results:
+            self.log("val/consistency_rate", results["consistency_rate"], sync_dist=False)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self.test_metrics.compute()
+        self.test_metrics.reset()
+        for level in self.trained_levels:
+            self.log(f"test/{level}_top1", self.test_results[level]["top1"], sync_dist=False)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.aggregate_views(batch["clips"])
+
+    # -- bookkeeping -------------------------------------------------------------------------------------
+    def _note_skipped(self, batch: dict) -> None:
+        for entry in batch.get("skipped", []) or []:
+            self.skipped_videos += [line for line in entry.splitlines() if line]
+
+    def all_skipped_videos(self) -> list[str]:
+        """Unreadable videos noted by every process (gathered under DDP)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            gathered: list = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, self.skipped_videos)
+            return [entry for part in gathered for entry in part]
+        return list(self.skipped_videos)
+
+    def on_train_epoch_end(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "raise_if_too_many_bad"):
+            datamodule.raise_if_too_many_bad(self.all_skipped_videos())
+
+    def configure_optimizers(self) -> Any:
+        trainer = self.trainer
+        total_steps = max(1, int(trainer.estimated_stepping_batches))
+        steps_per_epoch = max(1, total_steps // max(1, trainer.max_epochs))
+        total_batch = self.cfg.data.batch_size * trainer.world_size
+        optimizer, scheduler = build_optimizer(self.model, self.cfg.optim, self.cfg.schedule, total_steps,
+                                               steps_per_epoch, total_batch)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Exact resume: the global RNGs (dropout, augmentation in the main process) travel with the weights.
+        import random
+
+        import numpy as np
+
+        # Stored as tensors and plain numbers only, so the checkpoint loads with torch.load(weights_only=True).
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, state, gauss_next = random.getstate()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "python": [version, torch.tensor(state, dtype=torch.int64), gauss_next]}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        import random
+
+        import numpy as np
+
+        states = checkpoint.get("rng_states")
+        if states:
+            torch.set_rng_state(states["torch"])
+            kind, keys, pos, has_gauss, gauss = states["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            version, state, gauss_next = states["python"]
+            random.setstate((version, tuple(int(x) for x in state.tolist()), gauss_next))

@@ -1,0 +1,128 @@
+"""High-level runs behind `fineact train / test`: config -> levels -> module + data -> Trainer -> results.
+
+    summary = train(load_config("configs/demo.yaml"))
+    results = test(load_config(...), checkpoint="runs/x/checkpoints/best.ckpt")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from fineact.engine.checkpoints import export_weights, load_module, load_weights_into
+from fineact.engine.datamodule import VideoDataModule
+from fineact.engine.module import RecognitionModule
+from fineact.engine.results import format_results_table, write_results
+from fineact.engine.trainer import build_trainer
+from fineact.errors import ConfigError
+from fineact.labels import LabelLevels, diving48_levels, finegym_levels, flat_levels, read_class_names
+
+
+@dataclass
+class RunSummary:
+    output_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    exported: Path | None = None
+    results: dict = field(default_factory=dict)
+    results_path: Path | None = None
+
+
+def levels_from_config(cfg: DictConfig) -> LabelLevels:
+    data = cfg.data
+    if data.labels == "finegym":
+        if not data.categories or not data.set_categories:
+            raise ConfigError("data.labels=finegym needs data.categories (gym99/gym288_categories.txt) and "
+                              "data.set_categories (set_categories.txt)")
+        return finegym_levels(data.categories, data.set_categories)
+    if data.labels == "diving48":
+        if not data.vocab:
+            raise ConfigError("data.labels=diving48 needs data.vocab (Diving48_vocab.json)")
+        return diving48_levels(data.vocab)
+    if data.categories:
+        return flat_levels(read_class_names(data.categories))
+    if data.num_classes:
+        return flat_levels([f"class {i}" for i in range(data.num_classes)])
+    raise ConfigError("data.labels=flat needs data.categories (a class-name file) or data.num_classes")
+
+
+def _container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def build_module(cfg: DictConfig, levels: LabelLevels | None = None) -> RecognitionModule:
+    levels = levels or levels_from_config(cfg)
+    module = RecognitionModule(_container(cfg), levels.to_dict())
+    if cfg.pretrained:
+        load_weights_into(module.model, cfg.pretrained)
+    return module
+
+
+def train(cfg: DictConfig, resume: bool = False) -> RunSummary:
+    """Fit, evaluate the best checkpoint on the val (or test) split, export safetensors weights."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    output_dir = Path(cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    levels = levels_from_config(cfg)
+    module = build_module(cfg, levels)
+    datamodule = VideoDataModule(cfg, levels, module.model)
+    has_val = cfg.data.val is not None
+    trainer = build_trainer(cfg, output_dir, validate=has_val)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if resume and last.is_file() else None
+    if resume and ckpt_path is None:
+        print(f"fineact: no {last} to resume from; starting from scratch")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    callback = trainer.checkpoint_callback
+    best = Path(callback.best_model_path) if callback and callback.best_model_path else None
+    summary = RunSummary(output_dir, best, last if last.is_file() else None)
+    eval_split = "test" if cfg.data.test is not None else ("val" if has_val else None)
+    chosen = best or summary.last_checkpoint
+    if chosen is not None and trainer.is_global_zero:
+        summary.exported = export_weights(load_module(chosen), output_dir / "model")
+    if eval_split and chosen is not None:
+        summary.results, summary.results_path = evaluate(cfg, chosen, eval_split, module=module,
+                                                         datamodule=datamodule)
+    return summary
+
+
+def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module: RecognitionModule | None = None,
+             datamodule: VideoDataModule | None = None, quiet: bool = False) -> tuple[dict, Path | None]:
+    """Test `checkpoint` on a split; results JSON/CSVs are written next to the checkpoint."""
+    checkpoint = Path(checkpoint)
+    loaded = load_module(checkpoint, config_overrides=cfg)
+    levels = loaded.levels
+    datamodule = datamodule or VideoDataModule(cfg, levels, loaded.model)
+    datamodule.eval_split = split
+    trainer = build_trainer(cfg, Path(cfg.output_dir), validate=False, logger=False,
+                            enable_checkpointing=False, callbacks=[])
+    trainer.test(loaded, datamodule=datamodule, verbose=False)
+    results = loaded.test_results or {}
+    path = None
+    if trainer.is_global_zero and results:
+        stem = f"results_{split}"
+        path = write_results(results, levels, checkpoint.parent, stem=stem,
+                             extra={"checkpoint": str(checkpoint), "split": split,
+                                    "views": {"clips": cfg.data.test_clips, "crops": cfg.data.test_crops},
+                                    "aggregate": cfg.eval.aggregate,
+                                    "skipped_videos": sorted(set(loaded.skipped_videos))})
+        if not quiet:
+            print(format_results_table(results))
+            print(f"results written to {path}")
+    return results, path
+
+
+def test(cfg: DictConfig, checkpoint: str | Path, split: str | None = None) -> tuple[dict, Path | None]:
+    split = split or ("test" if cfg.data.test is not None else "val")
+    if cfg.data[split] is None:
+        raise ConfigError(f"data.{split}: no such split in the config to test on")
+    return evaluate(cfg, checkpoint, split)
+
+
+def read_results(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,48 @@
+"""The Lightning Trainer a config describes: devices, precision, DDP, checkpoints, progress bar, loggers.
+
+Nothing here is home-made: checkpoints are Lightning's ModelCheckpoint (a `last.ckpt` every epoch plus the
+best by validation top-1), progress bars Lightning's TQDM bar, logs Lightning's CSV (and optional TensorBoard)
+loggers, gradient clipping the Trainer's norm clipping. Distributed samplers are ours (see datamodule.py), so
+evaluation counts every video exactly once across processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig
+
+
+def checkpoint_callback(output_dir: Path) -> ModelCheckpoint:
+    return ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val/top1", mode="max",
+                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
+
+
+def build_trainer(cfg: DictConfig, output_dir: str | Path, validate: bool = True, **overrides) -> L.Trainer:
+    output_dir = Path(output_dir)
+    t = cfg.trainer
+    callbacks = [checkpoint_callback(output_dir), LearningRateMonitor(logging_interval="step")]
+    if t.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    loggers = [CSVLogger(output_dir, name="logs", version="")]
+    if t.tensorboard:
+        loggers.append(TensorBoardLogger(output_dir, name="tensorboard", version=""))
+    kwargs = dict(
+        default_root_dir=str(output_dir), max_epochs=t.max_epochs, accelerator=t.accelerator,
+        devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+        deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
+        check_val_every_n_epoch=t.check_val_every_n_epoch, callbacks=callbacks, logger=loggers,
+        gradient_clip_val=cfg.optim.grad_clip, gradient_clip_algorithm="norm",
+        enable_progress_bar=t.progress_bar, use_distributed_sampler=False, num_sanity_val_steps=0,
+        enable_model_summary=False)
+    if t.limit_train_batches is not None:
+        kwargs["limit_train_batches"] = t.limit_train_batches
+    if t.limit_val_batches is not None:
+        kwargs["limit_val_batches"] = t.limit_val_batches
+    if not validate:
+        kwargs["limit_val_batches"] = 0
+    kwargs.update(overrides)
+    return L.Trainer(**kwargs)
