@@ -49,10 +49,12 @@ class VideoDataModule(L.LightningDataModule):
         self._datasets: dict[str, VideoClipDataset] = {}
 
     # -- datasets ----------------------------------------------------------------------------------------
-    def dataset(self, split: str) -> VideoClipDataset:
-        if split not in self._datasets:
+    def dataset(self, split: str, mode: str | None = None) -> VideoClipDataset:
+        """`split`'s dataset; mode "train" (random view, augmented) by default for train, else "test"."""
+        mode = mode or ("train" if split == "train" else "test")
+        key = f"{split}/{mode}"
+        if key not in self._datasets:
             data = self.cfg.data
-            mode = "train" if split == "train" else "test"
             frame_sampler = sampler_for(self.clip_specs, num_clips=data.test_clips if mode == "test" else 1,
                                         twice=data.twice_sample and mode == "test", short_video=data.short_video)
             resize = data.resize[0] if len(data.resize) == 1 else tuple(data.resize)
@@ -63,13 +65,13 @@ class VideoDataModule(L.LightningDataModule):
                 transform = build_test_transform(data.crop_size, resize, data.test_crops)
             options = ClipDatasetOptions(mode=mode, filename_template=data.filename_template,
                                          start_index=data.start_index)
-            self._datasets[split] = VideoClipDataset(read_split(self.cfg, self.levels, split), frame_sampler,
-                                                     transform, options, data.crop_size)
-        return self._datasets[split]
+            self._datasets[key] = VideoClipDataset(read_split(self.cfg, self.levels, split), frame_sampler,
+                                                   transform, options, data.crop_size)
+        return self._datasets[key]
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, mode: str | None = None) -> DataLoader:
         data = self.cfg.data
-        dataset = self.dataset(split)
+        dataset = self.dataset(split, mode)
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = KeyedSampler(len(dataset), shuffle=shuffle, seed=self.cfg.seed, rank=rank, world_size=world)
@@ -95,9 +97,9 @@ class VideoDataModule(L.LightningDataModule):
     def raise_if_too_many_bad(self, skipped: list[str], split: str = "train") -> None:
         """Fail loudly when more than data.max_bad_fraction of a split's videos could not be read."""
         bad = sorted({entry.split("\t")[0] for entry in skipped if entry})
-        if not bad or split not in self._datasets:
+        if not bad or f"{split}/train" not in self._datasets:
             return
-        total = len(self._datasets[split])
+        total = len(self._datasets[f"{split}/train"])
         share = len(bad) / total
         if share > self.cfg.data.max_bad_fraction:
             listing = "\n  ".join(bad[:50]) + (f"\n  ... ({len(bad)} in all)" if len(bad) > 50 else "")

@@ -57,6 +57,11 @@ class RecognitionModule(L.LightningModule):
             return {self.trained_levels[0]: outputs}
         return {level: outputs[level] for level in self.trained_levels}
 
+    def forward_cached(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Logits from cached pathway features (two-stage recipe with frozen pathways)."""
+        outputs = self.model.forward_from_features(features)
+        return {level: outputs[level] for level in self.trained_levels}
+
     def targets(self, finest: torch.Tensor) -> dict[str, torch.Tensor]:
         derived = self.levels.derive_batch(finest)
         return {level: derived[level] for level in self.trained_levels}
@@ -72,25 +77,29 @@ class RecognitionModule(L.LightningModule):
     # -- training ----------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         self._note_skipped(batch)
-        outputs = self(batch["clips"])
+        if "features" in batch:  # cached features (B, V, D): train on the first view
+            outputs = self.forward_cached({k: v[:, 0] for k, v in batch["features"].items()})
+        else:
+            outputs = self(batch["clips"])
         loss, per_level = self.compute_loss(outputs, self.targets(batch["label"]))
         if not torch.isfinite(loss):
             raise FineactError(f"loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
                                "(per level: " + ", ".join(f"{k}={v.item():.4g}" for k, v in per_level.items())
                                + "); stopping. The last checkpoint written before this step is intact; lower "
                                "optim.lr or check the data.")
-        batch_size = _first(batch["clips"]).shape[0]
+        batch_size = batch["label"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         for level, value in per_level.items():
             self.log(f"train/loss_{level}", value, batch_size=batch_size)
         return loss
 
     # -- evaluation --------------------------------------------------------------------------------------
-    def aggregate_views(self, clips) -> dict[str, torch.Tensor]:
+    def aggregate_views(self, clips, cached: bool = False) -> dict[str, torch.Tensor]:
         """(B, V, ...) views -> per-video scores: softmax then mean, or mean of raw scores."""
         first = _first(clips)
         b, v = first.shape[:2]
-        outputs = self(_map_clips(clips, lambda t: t.flatten(0, 1)))
+        flat = _map_clips(clips, lambda t: t.flatten(0, 1))
+        outputs = self.forward_cached(flat) if cached else self(flat)
         scores = {}
         for level, logits in outputs.items():
             logits = logits.view(b, v, -1).float()
@@ -102,7 +111,10 @@ class RecognitionModule(L.LightningModule):
 
     def _evaluate(self, batch: dict, metrics: LevelMetrics) -> dict[str, torch.Tensor]:
         self._note_skipped(batch)
-        scores = self.aggregate_views(batch["clips"])
+        if "features" in batch:
+            scores = self.aggregate_views(batch["features"], cached=True)
+        else:
+            scores = self.aggregate_views(batch["clips"])
         valid = batch["label"] >= 0  # unreadable videos come as placeholders labelled -1: not counted
         if not valid.all():
             scores = {level: s[valid] for level, s in scores.items()}

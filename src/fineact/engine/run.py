@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fineact.engine.checkpoints import export_weights, load_module, load_weights_into
 from fineact.engine.datamodule import VideoDataModule
+from fineact.engine.features import FeatureDataModule, extract_features
 from fineact.engine.module import RecognitionModule
 from fineact.engine.results import format_results_table, write_results
 from fineact.engine.trainer import build_trainer
@@ -72,6 +74,8 @@ def train(cfg: DictConfig, resume: bool = False) -> RunSummary:
     module = build_module(cfg, levels)
     datamodule = VideoDataModule(cfg, levels, module.model)
     has_val = cfg.data.val is not None
+    if cfg.multitask.cache_features:
+        datamodule = cached_feature_datamodule(cfg, levels, module, datamodule, output_dir / "features")
     trainer = build_trainer(cfg, output_dir, validate=has_val)
     last = output_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if resume and last.is_file() else None
@@ -89,6 +93,24 @@ def train(cfg: DictConfig, resume: bool = False) -> RunSummary:
         summary.results, summary.results_path = evaluate(cfg, chosen, eval_split, module=module,
                                                          datamodule=datamodule)
     return summary
+
+
+def cached_feature_datamodule(cfg: DictConfig, levels: LabelLevels, module: RecognitionModule,
+                              videos: VideoDataModule, cache_dir: Path) -> FeatureDataModule:
+    """Extract the frozen pathways' features of every split once; the fusion then trains on the cache."""
+    model = module.model
+    if not hasattr(model, "forward_from_features") or not cfg.multitask.freeze_pathways:
+        raise ConfigError("multitask.cache_features needs a multi-pathway model with frozen pathways "
+                          "(multitask.freeze_pathways=true)")
+    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda") else "cpu"
+    module.to(device)
+    cache = {}
+    for split in ("train", "val", "test"):
+        if cfg.data[split] is not None:
+            cache[split] = extract_features(module, videos, split, cache_dir / f"{split}.safetensors",
+                                            progress=cfg.trainer.progress_bar)
+    module.cpu()
+    return FeatureDataModule(cfg, levels, model, cache)
 
 
 def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module: RecognitionModule | None = None,
