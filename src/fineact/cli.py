@@ -73,7 +73,174 @@ def _run_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_models, _add_profile]
+# -- train / test ---------------------------------------------------------------------------------------
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment YAML file (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="dotted overrides, e.g. optim.lr=0.02 trainer.max_epochs=3 data.batch_size=16")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from a config",
+                       description="Train the config's model with Lightning, keep last/best checkpoints under "
+                                   "<output_dir>/checkpoints, evaluate the best on the val (or test) split and "
+                                   "export safetensors weights to <output_dir>/model.safetensors.")
+    _config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoints/last.ckpt")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from fineact.config import load_config
+    from fineact.engine.run import train
+
+    summary = train(load_config(args.config, args.overrides), resume=args.resume)
+    print(f"checkpoints: {summary.best_checkpoint or summary.last_checkpoint}")
+    if summary.exported:
+        print(f"exported weights: {summary.exported}")
+    return 0
+
+
+def _add_test(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("test", help="evaluate a checkpoint with the config's test protocol",
+                       description="Evaluate a checkpoint on the config's test split (or --split): per-video "
+                                   "aggregation over clips x crops, top-1/top-5/mean class accuracy per level, "
+                                   "consistency for hierarchies. Results (JSON, per-class CSV, confusion matrix) "
+                                   "are written next to the checkpoint.")
+    _config_args(p)
+    p.add_argument("--checkpoint", required=True, help="a .ckpt from training or an exported .safetensors")
+    p.add_argument("--split", choices=["train", "val", "test"], default=None)
+    p.set_defaults(handler=_run_test)
+
+
+def _run_test(args: argparse.Namespace) -> int:
+    from fineact.config import load_config
+    from fineact.engine.run import test
+
+    test(load_config(args.config, args.overrides), args.checkpoint, args.split)
+    return 0
+
+
+# -- predict ----------------------------------------------------------------------------------------------
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="top-k labels per level for video files",
+                       description="Run a trained model on video files and print the top-k classes of every "
+                                   "level it predicts, with names and probabilities.")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--checkpoint", required=True, help="a .ckpt from training or an exported .safetensors")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object {video: {level: [...]}}")
+    p.set_defaults(handler=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from fineact.predict import Predictor, format_predictions, load_model
+
+    predictor = load_model(args.checkpoint, args.device)
+    results = {}
+    for video in args.videos:
+        predictions = predictor.predict(video, topk=args.topk)
+        if args.json:
+            results[video] = Predictor.as_json(predictions)
+        else:
+            print(format_predictions(video, predictions))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+# -- extract-features -------------------------------------------------------------------------------------
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract-features", help="pooled features per pathway of a split, to safetensors",
+                       description="Write the pooled feature of every video of a split (per pathway for "
+                                   "multi-pathway models; all test views) with labels and sample indices to a "
+                                   "safetensors file.")
+    _config_args(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=["train", "val", "test"], default="val")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.set_defaults(handler=_run_extract)
+
+
+def _run_extract(args: argparse.Namespace) -> int:
+    from fineact.config import load_config
+    from fineact.engine.checkpoints import load_module
+    from fineact.engine.datamodule import VideoDataModule
+    from fineact.engine.features import extract_features
+
+    cfg = load_config(args.config, args.overrides)
+    module = load_module(args.checkpoint, config_overrides=cfg)
+    path = extract_features(module, VideoDataModule(cfg, module.levels, module.model), args.split, args.out)
+    print(f"features written to {path}")
+    return 0
+
+
+# -- check-data -------------------------------------------------------------------------------------------
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check-data", help="list unreadable or too-short videos of a config's splits",
+                       description="Read every annotation file of the config, probe every video and decode "
+                                   "the first and last frame of its window (--full: every frame). Lists each "
+                                   "unreadable or too-short video; exit status 1 when any is found.")
+    _config_args(p)
+    p.add_argument("--full", action="store_true", help="decode every frame (slow, finds mid-file damage)")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(handler=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from fineact.config import load_config
+    from fineact.data.check import check_samples, format_problems, frames_needed
+    from fineact.engine.datamodule import read_split
+    from fineact.engine.model_factory import build_from_config
+    from fineact.engine.run import levels_from_config
+
+    cfg = load_config(args.config, args.overrides)
+    levels = levels_from_config(cfg)
+    model, _, _ = build_from_config(cfg, levels)
+    needed = frames_needed(model.clip_specs)
+    problems, totals = [], {}
+    for split in ("train", "val", "test"):
+        if cfg.data[split] is not None:
+            samples = read_split(cfg, levels, split)
+            totals[split] = len(samples)
+            problems += check_samples(split, samples, needed, args.full, args.workers)
+    print(format_problems(problems, totals))
+    return 1 if problems else 0
+
+
+# -- demo -------------------------------------------------------------------------------------------------
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the two-stage hierarchical multi-task recipe on the embedded dataset",
+                       description="Generate (once) the synthetic FineGym-like dataset, train a small base "
+                                   "model per level, assemble and train the hierarchical multi-task network, "
+                                   "evaluate, predict on a few clips and write a report. CPU, a few minutes.")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--data-dir", default=".fineact_cache/demo_data", help="where the dataset is cached")
+    p.add_argument("--base-epochs", type=int, default=None, help="epochs per base model")
+    p.add_argument("--fusion-epochs", type=int, default=None, help="epochs of the fusion stage")
+    p.add_argument("--workers", type=int, default=1, help="DataLoader workers")
+    p.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from fineact.demo import finish_demo, run_demo
+
+    kwargs = {k: v for k, v in (("base_epochs", args.base_epochs), ("fusion_epochs", args.fusion_epochs))
+              if v is not None}
+    summary = run_demo(args.out, args.data_dir, workers=args.workers, quick=args.quick, **kwargs)
+    finish_demo(summary, args.out)
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_models, _add_profile, _add_train, _add_test, _add_predict, _add_extract, _add_check, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,18 +57,26 @@ def load_module(path: str | Path, config_overrides: DictConfig | None = None):
                                "use load_weights / pretrained= for plain weight files")
         config, levels = hp["config"], hp["levels"]
         state = _model_state(ckpt["state_dict"])
+    config = weights_free_config(config)
     if config_overrides is not None:
         override = OmegaConf.to_container(config_overrides, resolve=True)
-        config = dict(config)
         for key in RUN_SECTIONS:
             config[key] = override[key]
-        config["pretrained"] = None
-    else:
-        config = dict(config, pretrained=None)
     module = RecognitionModule(config, levels)
     load_strict(module.model, state, str(path))
     module.eval()
     return module
+
+
+def weights_free_config(config: dict) -> dict:
+    """The config without its weight sources: rebuilding from a checkpoint must not read other files."""
+    config = json.loads(json.dumps(config))
+    config["pretrained"] = None
+    config.get("model", {}).get("args", {}).pop("pretrained", None)
+    config.get("model", {}).get("args", {}).pop("pathway_checkpoints", None)
+    if "multitask" in config:
+        config["multitask"]["pathway_checkpoints"] = {}
+    return config
 
 
 def export_weights(module, stem: str | Path) -> Path:
@@ -79,7 +87,7 @@ def export_weights(module, stem: str | Path) -> Path:
     stem.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.model.state_dict().items()}
     save_file(tensors, str(stem.with_suffix(".safetensors")))
-    meta = {"format": "fineact-export-1", "config": dict(module.hparams["config"], pretrained=None),
+    meta = {"format": "fineact-export-1", "config": weights_free_config(module.hparams["config"]),
             "levels": module.hparams["levels"], "trained_levels": module.trained_levels}
     stem.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return stem.with_suffix(".safetensors")

@@ -50,9 +50,9 @@ def format_results_table(results: dict) -> str:
     for level, entry in results.items():
         if not isinstance(entry, dict):
             continue
-        top5 = entry.get("top5", float("nan"))
+        top5 = f"{100 * entry['top5']:>6.2f}%" if "top5" in entry else f"{'-':>7}"  # fewer than 5 classes
         cons = entry.get("consistent_top1")
-        rows.append(f"{level:<12} {entry['num_videos']:>7} {100 * entry['top1']:>6.2f}% {100 * top5:>6.2f}% "
+        rows.append(f"{level:<12} {entry['num_videos']:>7} {100 * entry['top1']:>6.2f}% {top5} "
                     f"{100 * entry['mean_class_accuracy']:>8.2f}% "
                     f"{'' if cons is None else f'{100 * cons:.2f}%':>10}")
     if "consistency_rate" in results:
