@@ -18,3 +18,35 @@ def shared_data() -> Path:
             pytest.fail(f"shared data not found at {SHARED_DATA}")
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_gym(tmp_path_factory):
+    """A tiny synthetic FineGym-like dataset (real H.264 clips, FineGym split/category files): 16 + 15 clips."""
+    from fineact.data.synthetic import ensure_dataset
+
+    return ensure_dataset(tmp_path_factory.mktemp("tiny_gym") / "data", num_train=16, num_val=15, size=32,
+                          num_frames=32, seed=3)
+
+
+def tiny_experiment(ds, out_dir, **sections) -> dict:
+    """A config dict for a tiny single-level SlowOnly on `ds` (sections override the defaults key by key)."""
+    config = {
+        "name": "tiny", "seed": 0, "output_dir": str(out_dir),
+        "model": {"name": "slowonly_r50", "args": {"depth": 18, "base_channels": 4, "num_frames": 4,
+                                                   "frame_interval": 4, "dropout": 0.5}},
+        "data": {"format": "finegym", "labels": "finegym",
+                 "train": {"annotations": str(ds.train_list), "data_root": str(ds.videos_dir)},
+                 "val": {"annotations": str(ds.val_list), "data_root": str(ds.videos_dir)},
+                 "categories": str(ds.categories_file), "set_categories": str(ds.set_categories_file),
+                 "resize": [32], "crop_size": 24, "batch_size": 4, "num_workers": 0},
+        "optim": {"lr": 0.05},
+        "schedule": {"kind": "cosine", "warmup_epochs": 0.5},
+        "trainer": {"max_epochs": 2, "progress_bar": False, "log_every_n_steps": 1, "deterministic": True},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict) and isinstance(config.get(section), dict):
+            config[section] = {**config[section], **values}
+        else:
+            config[section] = values
+    return config

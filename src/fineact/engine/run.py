@@ -64,8 +64,11 @@ def build_module(cfg: DictConfig, levels: LabelLevels | None = None) -> Recognit
     return module
 
 
-def train(cfg: DictConfig, resume: bool = False) -> RunSummary:
-    """Fit, evaluate the best checkpoint on the val (or test) split, export safetensors weights."""
+def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None) -> RunSummary:
+    """Fit, evaluate the best checkpoint on the val (or test) split, export safetensors weights.
+
+    `callbacks` are extra Lightning callbacks (e.g. early stopping) added to the Trainer's own.
+    """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +79,7 @@ def train(cfg: DictConfig, resume: bool = False) -> RunSummary:
     has_val = cfg.data.val is not None
     if cfg.multitask.cache_features:
         datamodule = cached_feature_datamodule(cfg, levels, module, datamodule, output_dir / "features")
-    trainer = build_trainer(cfg, output_dir, validate=has_val)
+    trainer = build_trainer(cfg, output_dir, validate=has_val, extra_callbacks=callbacks or [])
     last = output_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if resume and last.is_file() else None
     if resume and ckpt_path is None:

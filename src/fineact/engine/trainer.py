@@ -16,15 +16,27 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig
 
 
-def checkpoint_callback(output_dir: Path) -> ModelCheckpoint:
-    return ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val/top1", mode="max",
-                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
+def checkpoint_callbacks(output_dir: Path, validate: bool = True) -> list[ModelCheckpoint]:
+    """`last.ckpt` after every epoch (for resuming); `best.ckpt` by validation top-1 (when validating).
+
+    Two callbacks, because Lightning's `save_last` only refreshes last.ckpt when the monitored best improves.
+    """
+    folder = output_dir / "checkpoints"
+    latest = ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                             enable_version_counter=False)
+    if not validate:
+        return [latest]
+    best = ModelCheckpoint(dirpath=folder, filename="best", monitor="val/top1", mode="max", save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    return [best, latest]
 
 
-def build_trainer(cfg: DictConfig, output_dir: str | Path, validate: bool = True, **overrides) -> L.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: str | Path, validate: bool = True, extra_callbacks=(),
+                  **overrides) -> L.Trainer:
     output_dir = Path(output_dir)
     t = cfg.trainer
-    callbacks = [checkpoint_callback(output_dir), LearningRateMonitor(logging_interval="step")]
+    callbacks = [*checkpoint_callbacks(output_dir, validate), LearningRateMonitor(logging_interval="step"),
+                 *extra_callbacks]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     loggers = [CSVLogger(output_dir, name="logs", version="")]
