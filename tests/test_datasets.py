@@ -1,0 +1,131 @@
+"""Datasets, keyed samplers, the unreadable-video policy and `fineact check-data`."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+
+from conftest import tiny_experiment
+from fineact.cli import main
+from fineact.config import load_config
+from fineact.data.datasets import KeyedSampler
+from fineact.engine.datamodule import VideoDataModule
+from fineact.engine.module import RecognitionModule
+from fineact.engine.run import levels_from_config
+from fineact.errors import FineactError
+
+
+@pytest.fixture()
+def damaged_gym(tiny_gym, tmp_path):
+    """A copy of the tiny dataset with one truncated, one garbage, one missing and one empty video."""
+    root = tmp_path / "damaged"
+    shutil.copytree(tiny_gym.root, root)
+    videos = sorted((root / tiny_gym.videos_dir.name).glob("*.mp4"))
+    names = {}
+    truncated = videos[0]
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 3])
+    videos[1].write_bytes(b"this is not a video" * 50)
+    videos[2].unlink()
+    videos[3].write_bytes(b"")
+    names.update(truncated=videos[0].name, garbage=videos[1].name, missing=videos[2].name, empty=videos[3].name)
+    return root, names
+
+
+def _config(ds_root, tiny_gym, out, **sections):
+    base = tiny_experiment(tiny_gym, out, **sections)
+    for split in ("train", "val"):
+        base["data"][split] = {"annotations": str(ds_root / Path(base["data"][split]["annotations"]).name),
+                               "data_root": str(ds_root / tiny_gym.videos_dir.name)}
+    return load_config(base=base)
+
+
+def _datamodule(cfg):
+    levels = levels_from_config(cfg)
+    module = RecognitionModule(OmegaConf.to_container(cfg), levels.to_dict())
+    return VideoDataModule(cfg, levels, module.model), module
+
+
+def test_keyed_sampler_splits_evaluation_exactly_and_pads_training():
+    eval_parts = [list(KeyedSampler(11, shuffle=False, rank=r, world_size=3)) for r in range(3)]
+    indices = sorted(i for part in eval_parts for i, _ in part)
+    assert indices == list(range(11))  # every video once, none twice
+    train_parts = [list(KeyedSampler(11, shuffle=True, seed=5, rank=r, world_size=3)) for r in range(3)]
+    assert {len(p) for p in train_parts} == {4}  # same step count on every process
+    assert set(i for p in train_parts for i, _ in p) == set(range(11))
+    sampler = KeyedSampler(11, shuffle=True, seed=5)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != first and sorted(i for i, _ in first) == list(range(11))
+    sampler.set_epoch(0)
+    assert list(sampler) == first  # an epoch's order and seeds are reproducible
+
+
+def test_training_replaces_unreadable_videos_and_names_them(tiny_gym, damaged_gym, tmp_path):
+    root, names = damaged_gym
+    cfg = _config(root, tiny_gym, tmp_path / "r", data={"num_workers": 0})
+    datamodule, _ = _datamodule(cfg)
+    dataset = datamodule.dataset("train")
+    bad_index = next(i for i, s in enumerate(dataset.samples) if Path(s.source).name == names["garbage"])
+    item = dataset[(bad_index, 123)]
+    assert item["label"].item() >= 0 and item["clips"].shape[1:] == (4, 24, 24)  # a replacement sample
+    assert names["garbage"] in item["skipped"]
+    skipped = []
+    for batch in DataLoader(dataset, batch_size=4, sampler=KeyedSampler(len(dataset), shuffle=True)):
+        skipped += [line for entry in batch["skipped"] for line in entry.splitlines()]
+    bad = {Path(line.split("\t")[0]).name for line in skipped}
+    damaged_in_train = {n for n in names.values() if n in {Path(s.source).name for s in dataset.samples}}
+    assert bad == damaged_in_train
+    with pytest.raises(FineactError) as info:
+        datamodule.raise_if_too_many_bad(skipped)
+    message = str(info.value)
+    assert "could not be read, more than data.max_bad_fraction=0.01" in message
+    assert all(name in message for name in bad)
+
+
+def test_evaluation_marks_unreadable_videos_instead_of_counting_another(tiny_gym, damaged_gym, tmp_path):
+    root, names = damaged_gym
+    cfg = _config(root, tiny_gym, tmp_path / "r", data={"num_workers": 0})
+    datamodule, module = _datamodule(cfg)
+    dataset = datamodule.dataset("val")
+    labels = [dataset[(i, 0)]["label"].item() for i in range(len(dataset))]
+    damaged_in_val = [s for s in dataset.samples if Path(s.source).name in names.values()]
+    assert labels.count(-1) == len(damaged_in_val)
+    batch = torch.utils.data.default_collate([dataset[(i, 0)] for i in range(len(dataset))])
+    module._evaluate(batch, module.val_metrics)
+    results = module.val_metrics.compute()
+    assert results["element"]["num_videos"] == len(dataset) - len(damaged_in_val)
+
+
+def test_same_batches_with_and_without_worker_processes(tiny_gym, tmp_path):
+    cfg = load_config(base=tiny_experiment(tiny_gym, tmp_path / "w"))
+    datamodule, _ = _datamodule(cfg)
+    dataset = datamodule.dataset("train")
+
+    def batches(workers):
+        loader = DataLoader(dataset, batch_size=4, num_workers=workers,
+                            sampler=KeyedSampler(len(dataset), shuffle=True, seed=1))
+        return [b["clips"] for b in loader]
+
+    for a, b in zip(batches(0), batches(2)):
+        assert torch.equal(a, b)
+
+
+def test_check_data_lists_every_bad_video(tiny_gym, damaged_gym, tmp_path, capsys):
+    root, names = damaged_gym
+    cfg = _config(root, tiny_gym, tmp_path / "r")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(OmegaConf.to_yaml(cfg))
+    assert main(["check-data", str(path)]) == 1
+    out = capsys.readouterr().out
+    for name in names.values():
+        assert name in out
+    assert "unreadable" in out
+    # A model whose window is longer than the clips: every video is reported as too short.
+    assert main(["check-data", str(path), "model.args.num_frames=16", "model.args.frame_interval=4"]) == 1
+    assert "too short: " in capsys.readouterr().out
+    clean = tmp_path / "clean.yaml"
+    clean.write_text(OmegaConf.to_yaml(load_config(base=tiny_experiment(tiny_gym, tmp_path / "c"))))
+    assert main(["check-data", str(clean)]) == 0
