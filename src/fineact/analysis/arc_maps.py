@@ -34,8 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fineact.analysis.plotting import (as_uint8_frames, new_figure, pick_columns, resize_maps, save_figure,
-                                       to_numpy)
+from fineact.analysis.plotting import as_uint8_frames, new_figure, pick_columns, resize_maps, save_figure
 from fineact.errors import ModelError
 from fineact.models.arc import ARCConv, arc_layers
 

@@ -35,7 +35,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from fineact.analysis.plotting import colormap, new_figure, save_figure, short_labels, tick_fontsize, truncate
+from fineact.analysis.plotting import colormap, new_figure, save_figure, short_labels, truncate
 from fineact.errors import AnnotationError
 from fineact.labels import LabelLevels, closest_hint, read_numbered_lines
 
@@ -388,19 +388,20 @@ def plot_confusion(confusion, class_names: Sequence[str], path: PathLike, title:
     matrix = matrix[np.ix_(order, order)]
     names = short_labels([class_names[i] for i in order], max_label_chars)
     labelled = k <= max_labelled
-    fs = tick_fontsize(k)
+    # Readable type first (9 pt up to 20 classes, 8 up to 40, then 7), and a figure that grows to fit it.
+    fs = 9.0 if k <= 20 else 8.0 if k <= 40 else 7.0
     if labelled:
-        label_in = min(max(len(n) for n in names), max_label_chars) * fs * 0.55 / 72 + 0.3
-        side = max(4.5, k * fs * 1.45 / 72)
-        fig = new_figure(side + label_in + 1.3, side + label_in + 0.6)
+        label_in = min(max(len(n) for n in names), max_label_chars) * fs * 0.5 / 72 + 0.3
+        side = max(4.5, k * fs * 1.6 / 72)
+        fig = new_figure(side + label_in + 1.5, side + label_in * 0.85 + 0.8)
     else:
         fig = new_figure(11, 10)
     ax = fig.add_subplot()
     cmap = _cmap_with_bad("Blues")
     image = ax.imshow(matrix, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", origin="upper")
     for b in boundaries:
-        ax.axhline(b - 0.5, color="#b0b0b0", lw=0.5)
-        ax.axvline(b - 0.5, color="#b0b0b0", lw=0.5)
+        ax.axhline(b - 0.5, color="#c8c8c8", lw=0.4)
+        ax.axvline(b - 0.5, color="#c8c8c8", lw=0.4)
     if labelled:
         ax.set_xticks(range(k), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=fs)
         ax.set_yticks(range(k), names, fontsize=fs)

@@ -197,7 +197,8 @@ def grad_cam(model: nn.Module, clips, layer: str, target: int | Sequence[int] | 
     target:  a class index (for all clips) or one per clip; None = the predicted class.
     level:   which head's logits to explain for models with several levels ("event", "set", "element").
     eval_mode: run in eval mode (dropout off, BN running statistics), the usual setting; False keeps the
-             model's mode (BN in training mode mixes the clips of a batch).
+             model's mode (then BN in training mode mixes the clips of a batch and updates its running
+             statistics, and dropout makes the map random).
     Returns the maps for the clip the layer reads (for a multi-task model, its pathway's clip), on CPU, each
     clip normalised by its own maximum (all zeros where the class has no positive evidence in the layer).
     The model's modes, requires_grad flags and frozen-pathway setting are restored; no .grad is written.

@@ -81,13 +81,6 @@ def short_labels(names: Sequence[str], max_chars: int) -> list[str]:
     return out
 
 
-def tick_fontsize(count: int, largest: float = 10.0, smallest: float = 4.5) -> float:
-    """A tick-label font size that shrinks as the number of labels along an axis grows."""
-    if count <= 12:
-        return largest
-    return float(max(smallest, min(largest, 140.0 / count)))
-
-
 # -- colours ----------------------------------------------------------------------------------------------
 
 def colormap(name: str = "jet"):
