@@ -27,12 +27,13 @@ ones ((N, C, T, H, W), SlowOnly/SlowFast).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from fineact.errors import ModelError
 
@@ -101,6 +102,8 @@ class ARCConv(nn.Module):
         # True: Wf/Wa run at Y_j's (lower) resolution and their outputs are upsampled (exact, cheaper).
         # False: Y_j is upsampled first, the arrangement the paper's FLOP counts describe.
         self.low_resolution_maps = True
+        # True: recompute the recursion in backward instead of keeping its states (see forward).
+        self.memory_bounded = False
 
     # -- construction from a pretrained layer -------------------------------------------------------------
     @classmethod
@@ -174,6 +177,13 @@ class ARCConv(nn.Module):
         if self.dims == 2 and x.shape[0] % self.num_segments:
             raise ModelError(f"ARC layer: batch of {x.shape[0]} frames is not a multiple of "
                              f"num_segments={self.num_segments}")
+        if self.memory_bounded and self.training and torch.is_grad_enabled():
+            # Keep only X for backward and recompute the recursion there: memory no longer grows with n.
+            return checkpoint(self._recursion, x, use_reentrant=False,
+                              context_fn=lambda: (nullcontext(), _recomputing(self)))
+        return self._recursion(x)
+
+    def _recursion(self, x: torch.Tensor) -> torch.Tensor:
         out_hw = (x.shape[-2], x.shape[-1])
         y = self.parts[0](self.state_probe(x))  # Z_1 = X (eq. 4)
         outputs = [y]
@@ -184,21 +194,82 @@ class ARCConv(nn.Module):
         for i in range(1, self.num_steps):
             j = i - 1  # running sums: add the newest part's terms once
             src = y if self.low_resolution_maps else self._upsample(y, out_hw)
-            a_t = self._upsample(self.attend[j](self._pool_time(src)), out_hw)
-            a_s = self.attend[j](self._pool_space(src, out_hw))
+            a_t, a_s = self._attend(j, src, out_hw)
             f = self._upsample(self.fuse[j](src), out_hw)
             att_t = a_t if att_t is None else att_t + a_t
             att_s = a_s if att_s is None else att_s + a_s
             fusion = f if fusion is None else fusion + f
-            attention = self.attention_probe(self._broadcast_attention(att_t, att_s))
+            if self.attention_probe._forward_hooks:  # materialise the full map only for an observer
+                self.attention_probe(self._broadcast_attention(att_t, att_s))
             # Eq. 5: Z_i = ReLU( ReLU(X + We·X + sum Wa_j·P(Y_j)) + sum Wf_j·Y_j )
-            z = F.relu(F.relu(embedded + attention) + fusion)
+            z = evolve_state(self._add_attention(embedded, att_t, att_s), fusion, self.training)
             y = self.parts[i](self.state_probe(z))
             outputs.append(y)
         return torch.cat(outputs, dim=1)  # Y = Concat(Y_1, ..., Y_n) (eq. 2)
 
+    def _attend(self, j: int, y: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wa_j·PoolT(Y_j) and Wa_j·PoolS(Y_j) in one matrix product over the two pooled tensors (eq. 7)."""
+        pooled_t, pooled_s = self._pool_time(y), self._pool_space(y, out_hw)
+        c = y.shape[1]
+        rows = torch.cat((pooled_t.movedim(1, -1).reshape(-1, c), pooled_s.movedim(1, -1).reshape(-1, c)))
+        mapped = F.linear(rows, self.attend[j].weight.flatten(1))
+        n_t = pooled_t.numel() // c
+        a_t = mapped[:n_t].view(*pooled_t.movedim(1, -1).shape[:-1], -1).movedim(-1, 1)
+        a_s = mapped[n_t:].view(*pooled_s.movedim(1, -1).shape[:-1], -1).movedim(-1, 1)
+        return self._upsample(a_t, out_hw), a_s
+
+    def _add_attention(self, embedded: torch.Tensor, att_t: torch.Tensor, att_s: torch.Tensor) -> torch.Tensor:
+        """X + We·X + (Wa·PoolT (+) Wa·PoolS), broadcasting the two small tensors without a full-size map."""
+        if self.dims == 3:
+            return (embedded + att_t).add_(att_s)  # in place on a fresh tensor autograd does not keep
+        e = embedded.view(-1, self.num_segments, *embedded.shape[1:])
+        total = (e + att_t.unsqueeze(1)).add_(att_s.view(-1, self.num_segments, *att_s.shape[1:]))
+        return total.flatten(0, 1)
+
     def extra_repr(self) -> str:
         return f"num_steps={self.num_steps}, pool={self.pool!r}, split={self.split}, dims={self.dims}"
+
+
+class _EvolveState(torch.autograd.Function):
+    """z = ReLU(ReLU(inner) + fusion), keeping for backward only z (which the next conv keeps anyway) and a
+    1-byte mask of inner > 0, instead of autograd's float copy of the inner ReLU's output."""
+
+    @staticmethod
+    def forward(ctx, inner: torch.Tensor, fusion: torch.Tensor) -> torch.Tensor:
+        inner_on = inner > 0
+        z = torch.relu(inner.clamp_(min=0).add_(fusion))  # inner is a fresh temporary: reuse its memory
+        ctx.save_for_backward(inner_on, z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        inner_on, z = ctx.saved_tensors
+        grad_fusion = grad * (z > 0)
+        return grad_fusion * inner_on, grad_fusion
+
+
+def evolve_state(inner: torch.Tensor, fusion: torch.Tensor, training: bool) -> torch.Tensor:
+    """The outer part of eq. 5; a memory-lean autograd Function in training, plain ops otherwise (export)."""
+    if training and torch.is_grad_enabled() and (inner.requires_grad or fusion.requires_grad):
+        return _EvolveState.apply(inner, fusion)
+    return F.relu(F.relu(inner) + fusion)
+
+
+@contextmanager
+def _recomputing(layer: nn.Module):
+    """During the recomputation of a memory-bounded layer, BN must not count the batch a second time."""
+    norms = [m for m in layer.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.num_batches_tracked.clone(), m.running_mean.clone(), m.running_var.clone())
+             for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (momentum, count, mean, var) in zip(norms, saved):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(count)
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
 
 
 _COUNT_CACHE: dict[tuple, torch.Tensor] = {}
@@ -267,6 +338,13 @@ def paper_arrangement(model: nn.Module):
     finally:
         for m, flag in zip(layers, saved):
             m.low_resolution_maps = flag
+
+
+def set_memory_bounded(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every ARC layer of `model` to (or from) the memory-bounded mode; same outputs and gradients."""
+    for _, layer in arc_layers(model):
+        layer.memory_bounded = enabled
+    return model
 
 
 def arc_layers(model: nn.Module) -> list[tuple[str, ARCConv]]:
