@@ -154,3 +154,89 @@ def test_bad_arc_arguments_are_clear_errors():
     grouped = torch.nn.Conv2d(8, 8, 3, groups=2, bias=False)
     with pytest.raises(ModelError, match="grouped"):
         ARCConv.from_conv(grouped, torch.nn.BatchNorm2d(8), True, num_segments=2)
+
+
+def _train_step(model, clip):
+    model.zero_grad(set_to_none=True)
+    out = model(clip)
+    out.square().mean().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    return out.detach(), grads, buffers
+
+
+@pytest.mark.parametrize("name, clip_shape", [("arc_tsm_r18", (2, 3, 2, 48, 48))])
+def test_memory_bounded_mode_gives_identical_outputs_gradients_and_bn_statistics(name, clip_shape):
+    from fineact.models.arc import set_memory_bounded
+
+    torch.manual_seed(5)
+    plain = build_model(name, num_classes=5, num_segments=2, dropout=0.0).train()
+    for _, layer in arc_layers(plain):
+        _random_arc_maps(layer, 0.05)
+    bounded = set_memory_bounded(copy.deepcopy(plain))
+    clip = torch.randn(clip_shape)
+    out_a, grads_a, buffers_a = _train_step(plain, clip)
+    out_b, grads_b, buffers_b = _train_step(bounded, clip)
+    assert torch.allclose(out_a, out_b, atol=1e-6)
+    assert grads_a.keys() == grads_b.keys()
+    assert all(torch.allclose(grads_a[k], grads_b[k], atol=1e-5) for k in grads_a)
+    # BN running statistics move once per batch, not twice (the recomputation must not count)
+    assert all(torch.equal(buffers_a[k], buffers_b[k]) for k in buffers_a)
+
+
+def test_3d_memory_bounded_and_channels_last_match_plain():
+    from fineact.models.arc import set_memory_bounded
+
+    torch.manual_seed(6)
+    plain = build_model("slowonly_r50", depth=18, base_channels=8, num_frames=4, num_classes=5,
+                        arc_stages=(3, 4), dropout=0.0).train()
+    for _, layer in arc_layers(plain):
+        _random_arc_maps(layer, 0.05)
+    clip = torch.randn(2, 3, 4, 32, 32)
+    out_a, grads_a, _ = _train_step(plain, clip)
+    bounded = set_memory_bounded(copy.deepcopy(plain))
+    out_b, grads_b, _ = _train_step(bounded, clip)
+    assert torch.allclose(out_a, out_b, atol=1e-6)
+    assert all(torch.allclose(grads_a[k], grads_b[k], atol=1e-5) for k in grads_a)
+    fast = copy.deepcopy(plain).to(memory_format=torch.channels_last_3d)
+    out_c, grads_c, _ = _train_step(fast, clip.contiguous(memory_format=torch.channels_last_3d))
+    assert torch.allclose(out_a, out_c, atol=1e-5)
+
+
+def test_2d_channels_last_matches_plain():
+    torch.manual_seed(7)
+    plain = build_model("arc_tsm_r18", num_classes=5, num_segments=2, dropout=0.0).eval()
+    for _, layer in arc_layers(plain):
+        _random_arc_maps(layer, 0.05)
+    fast = copy.deepcopy(plain).to(memory_format=torch.channels_last)
+    clip = torch.randn(1, 3, 2, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(plain(clip), fast(clip), atol=1e-5)
+
+
+def test_memory_lean_state_update_keeps_less_for_backward():
+    """The fused eq.-5 update keeps a 1-byte mask where plain autograd keeps a float copy."""
+    from fineact.models.arc import evolve_state
+
+    inner = torch.randn(64, 64, requires_grad=True)
+    fusion = torch.randn(64, 64, requires_grad=True)
+    for lean in (True, False):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            z = evolve_state(inner * 1, fusion, training=lean)
+        z.sum().backward()
+        floats = sum(t.numel() * t.element_size() for t in saved if t.is_floating_point() and t is not z)
+        if lean:
+            lean_bytes = floats
+            assert any(t.dtype == torch.bool for t in saved)
+        else:
+            plain_bytes = floats
+    assert lean_bytes < plain_bytes
+    # and the gradients are the same as plain autograd's
+    inner2 = inner.detach().clone().requires_grad_()
+    fusion2 = fusion.detach().clone().requires_grad_()
+    torch.relu(torch.relu(inner2) + fusion2).sum().backward()
+    g_inner, g_fusion = inner.grad.clone(), fusion.grad.clone()
+    inner.grad = fusion.grad = None
+    evolve_state(inner * 1, fusion, training=True).sum().backward()
+    assert torch.equal(inner.grad, inner2.grad) and torch.equal(fusion.grad, fusion2.grad)

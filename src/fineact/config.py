@@ -26,6 +26,9 @@ class ModelConfig:
     args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of build_model (checked there)
     # Levels this model predicts; empty = the finest level only (single-level models) or all (multi-task).
     levels: list[str] = field(default_factory=list)
+    # ARC layers recompute their recursion in backward instead of storing it: training memory stops growing
+    # with the number of steps n, for about one extra forward pass of the ARC layers.
+    arc_memory_bounded: bool = False
 
 
 @dataclass
@@ -113,8 +116,8 @@ class TrainerConfig:
     limit_val_batches: Optional[float] = None
     progress_bar: bool = True
     tensorboard: bool = False
-    channels_last: bool = False
-    compile: bool = False
+    channels_last: bool = False           # channels_last(_3d) memory format for the model (faster convs on GPU)
+    compile: bool = False                 # torch.compile the model (nn.Module.compile: keys stay the same)
 
 
 @dataclass

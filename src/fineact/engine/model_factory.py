@@ -14,10 +14,18 @@ from torch import nn
 from fineact.errors import ConfigError
 from fineact.labels import LabelLevels
 from fineact.models import build_model, get_entry
+from fineact.models.arc import set_memory_bounded
 
 
 def build_from_config(cfg: DictConfig, levels: LabelLevels) -> tuple[nn.Module, list[str], dict[str, int]]:
     """-> (model, levels it predicts (coarse -> fine), {level: num_classes})."""
+    model, names, sizes = _build(cfg, levels)
+    if cfg.model.get("arc_memory_bounded", False):
+        set_memory_bounded(model)
+    return model, names, sizes
+
+
+def _build(cfg: DictConfig, levels: LabelLevels) -> tuple[nn.Module, list[str], dict[str, int]]:
     entry = get_entry(cfg.model.name)
     args = OmegaConf.to_container(cfg.model.args, resolve=True) if cfg.model.args else {}
     accepted = entry.accepted_arguments()

@@ -50,6 +50,15 @@ class RecognitionModule(L.LightningModule):
         self.skipped_videos: list[str] = []
         self.test_results: dict | None = None
 
+    def configure_model(self) -> None:
+        """GPU speed options from the config: channels_last memory format and torch.compile."""
+        if self.cfg.trainer.channels_last:
+            is_3d = any(isinstance(m, torch.nn.Conv3d) for m in self.model.modules())
+            self.model.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)
+        if self.cfg.trainer.compile and not getattr(self, "_compiled", False):
+            self.model.compile()  # in place: state-dict keys stay the same
+            self._compiled = True
+
     # -- forward -----------------------------------------------------------------------------------------
     def forward(self, clips) -> dict[str, torch.Tensor]:
         outputs = self.model(clips)
