@@ -17,6 +17,7 @@ import torch
 
 from common import interleaved_median_times, print_table, write_results
 from fineact.models import build_model
+from fineact.models.arc import set_memory_bounded
 
 
 def training_step(model, clip):
@@ -56,6 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depths", type=int, nargs="+", default=[18])
     parser.add_argument("--steps", type=int, nargs="+", default=[4], help="ARC recursive steps n")
+    parser.add_argument("--modes", nargs="+", default=["plain"], choices=["plain", "bounded"],
+                        help="ARC training modes: plain, and/or memory-bounded (recomputed recursion)")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--batch", type=int, default=2)
@@ -70,7 +73,10 @@ def main() -> None:
     for depth in args.depths:
         models = {f"tsm_r{depth}": build_model(f"tsm_r{depth}", num_segments=args.frames)}
         for n in args.steps:
-            models[f"arc_tsm_r{depth} n={n}"] = build_model(f"arc_tsm_r{depth}", num_segments=args.frames, arc_steps=n)
+            for mode in args.modes:
+                model = build_model(f"arc_tsm_r{depth}", num_segments=args.frames, arc_steps=n)
+                models[f"arc_tsm_r{depth} n={n}{' bounded' if mode == 'bounded' else ''}"] = \
+                    set_memory_bounded(model, mode == "bounded")
         for m in models.values():
             m.to(args.device).train()
         times = interleaved_median_times({k: training_step(m, clip) for k, m in models.items()}, args.repeats)
