@@ -1,6 +1,7 @@
 """The Lightning Trainer a config describes: devices, precision, DDP, checkpoints, progress bar, loggers.
 
-Nothing here is home-made: checkpoints are Lightning's ModelCheckpoint (a `last.ckpt` every epoch plus the
+Nothing here is home-made except the atomic checkpoint writer (checkpoint_io.py): checkpoints are Lightning's
+ModelCheckpoint (a `last.ckpt` every epoch plus the
 best by validation top-1), progress bars Lightning's TQDM bar, logs Lightning's CSV (and optional TensorBoard)
 loggers, gradient clipping the Trainer's norm clipping. Distributed samplers are ours (see datamodule.py), so
 evaluation counts every video exactly once across processes.
@@ -14,6 +15,8 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig
+
+from fineact.engine.checkpoint_io import AtomicCheckpointIO
 
 
 def checkpoint_callbacks(output_dir: Path, validate: bool = True) -> list[ModelCheckpoint]:
@@ -39,15 +42,16 @@ def build_trainer(cfg: DictConfig, output_dir: str | Path, validate: bool = True
                  *extra_callbacks]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
-    loggers = [CSVLogger(output_dir, name="logs", version="")]
+    # A new version folder per (re)start: resuming must not overwrite the logs of the interrupted run.
+    loggers = [CSVLogger(output_dir, name="logs")]
     if t.tensorboard:
-        loggers.append(TensorBoardLogger(output_dir, name="tensorboard", version=""))
+        loggers.append(TensorBoardLogger(output_dir, name="tensorboard"))
     kwargs = dict(
         default_root_dir=str(output_dir), max_epochs=t.max_epochs, accelerator=t.accelerator,
         devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
         deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,
         check_val_every_n_epoch=t.check_val_every_n_epoch, callbacks=callbacks, logger=loggers,
-        gradient_clip_val=cfg.optim.grad_clip, gradient_clip_algorithm="norm",
+        gradient_clip_val=cfg.optim.grad_clip, gradient_clip_algorithm="norm", plugins=[AtomicCheckpointIO()],
         enable_progress_bar=t.progress_bar, use_distributed_sampler=False, num_sanity_val_steps=0,
         enable_model_summary=False)
     if t.limit_train_batches is not None:

@@ -1,0 +1,44 @@
+"""How Lightning writes and reads fineact's training checkpoints.
+
+Writing is atomic: the checkpoint is serialised to a temporary file in the same folder, flushed to disk and
+renamed over the old one (`os.replace`), so a crash while saving leaves the previous `last.ckpt` intact, never a
+half-written one. (Lightning's default moves a file from the system temp folder, a plain copy when that folder is
+on another file system.) Reading always uses `torch.load(weights_only=True)`: a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from fineact.errors import WeightsError
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location: Optional[Callable] = None,
+                        weights_only: Optional[bool] = None) -> dict:
+        if not Path(path).is_file():
+            raise WeightsError(f"checkpoint {path}: not found")
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
