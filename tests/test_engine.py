@@ -114,6 +114,19 @@ def test_two_stage_multitask_with_feature_cache_and_predict_cli(tiny_gym, tmp_pa
     assert main(["predict", "--json", "--topk", "2", "--checkpoint", str(run.exported), str(video)]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert len(payload[str(video)]["element"]) == 2 and "name" in payload[str(video)]["element"][0]
+    # The analysis commands on the same run: layer names, Grad-CAM pictures, a report folder.
+    assert main(["layers", str(run.exported)]) == 0
+    layers = capsys.readouterr().out.split()
+    assert "pathways.element.backbone.layer2" in layers and "pathways.event.backbone.layer4" in layers
+    assert main(["gradcam", str(video), "--checkpoint", str(run.exported), "--level", "set",
+                 "--layer", "pathways.set.backbone.layer2", "--out", str(tmp_path / "cam")]) == 0
+    pictures = sorted(p.suffix for p in (tmp_path / "cam").iterdir())
+    assert pictures == [".gif", ".png"] and all(p.stat().st_size > 0 for p in (tmp_path / "cam").iterdir())
+    assert main(["analyze", str(out / "multitask"), "--videos", str(video)]) == 0
+    report = out / "multitask" / "checkpoints" / "report_val"
+    html = (report / "index.html").read_text()
+    assert "element" in html and "<img" in html
+    assert all((report / src).is_file() for src in __import__("re").findall(r'src="([^"]+)"', html))
 
 
 def test_ddp_two_cpu_processes_count_every_video_once(tiny_gym, tmp_path):

@@ -239,8 +239,86 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- analysis ---------------------------------------------------------------------------------------------
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=RUN_DIR, got {text!r}")
+    name, value = text.split("=", 1)
+    return name, value
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="a report folder for an evaluated run",
+                       description="Write a report (index.md + index.html + images/) for a run evaluated by "
+                                   "`fineact train`/`test`: metrics per level, best/worst classes, confusion "
+                                   "matrices and group sub-matrices (side by side with --compare runs), and "
+                                   "with --videos Grad-CAM and ARC state pictures of those clips.")
+    p.add_argument("run", help="run folder (or its results_<split>.json)")
+    p.add_argument("--out", default=None, help="report folder (default: report_<split> beside the results)")
+    p.add_argument("--split", default=None, help="which results_<split>.json when there are several")
+    p.add_argument("--groups", default=None, help="class groups file (SSv1 contrastive list or the 50-group TSV); "
+                                                  "default: each level grouped by its parent level")
+    p.add_argument("--compare", type=_key_value, action="append", default=[], metavar="NAME=RUN",
+                   help="another run to compare with, e.g. baseline=runs/ssv1_tsm_r18_8f (repeatable)")
+    p.add_argument("--videos", nargs="*", default=None, help="clips for Grad-CAM / ARC pictures")
+    p.add_argument("--cam-layer", action="append", default=None, help="Grad-CAM layer (see `fineact layers`)")
+    p.add_argument("--cam-level", default=None, help="which level's prediction Grad-CAM explains")
+    p.set_defaults(handler=_run_analyze)
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    from fineact.analysis.commands import analyze_run
+
+    report = analyze_run(args.run, args.out, args.split, args.groups, dict(args.compare) or None, args.videos,
+                         args.cam_layer, args.cam_level)
+    print(f"report: {report.index_html} ({len(report.images)} images)")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _add_layers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("layers", help="layer names for Grad-CAM",
+                       description="List the layer names of a checkpoint/export or a registered model that "
+                                   "`fineact gradcam --layer` and `fineact analyze --cam-layer` accept.")
+    p.add_argument("source", help="a .ckpt / .safetensors file or a registered model name")
+    p.add_argument("--kind", choices=["conv", "block", "all"], default="block")
+    p.set_defaults(handler=_run_layers)
+
+
+def _run_layers(args: argparse.Namespace) -> int:
+    from fineact.analysis.commands import layer_names
+
+    print("\n".join(layer_names(args.source, args.kind)))
+    return 0
+
+
+def _add_gradcam(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gradcam", help="Grad-CAM pictures of a video",
+                       description="Grad-CAM of a trained model on a video (its first test view): a PNG grid "
+                                   "of frames with the map overlaid and an animated GIF per layer; for ARC "
+                                   "models also the evolving input state per recursive step.")
+    p.add_argument("video")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--layer", action="append", default=None, help="layer name (repeatable; default res3)")
+    p.add_argument("--level", default=None, help="which level's head to explain (multi-level models)")
+    p.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
+    p.add_argument("--out", default="gradcam", help="output folder")
+    p.set_defaults(handler=_run_gradcam)
+
+
+def _run_gradcam(args: argparse.Namespace) -> int:
+    from fineact.analysis.commands import gradcam_video
+
+    for path in gradcam_video(args.checkpoint, args.video, args.out, args.layer, args.level, args.target):
+        print(path)
+    return 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_models, _add_profile, _add_train, _add_test, _add_predict, _add_extract, _add_check, _add_demo]
+    _add_models, _add_profile, _add_train, _add_test, _add_predict, _add_extract, _add_check, _add_demo,
+    _add_analyze, _add_layers, _add_gradcam]
 
 
 def build_parser() -> argparse.ArgumentParser:
