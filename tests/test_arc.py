@@ -240,3 +240,11 @@ def test_memory_lean_state_update_keeps_less_for_backward():
     inner.grad = fusion.grad = None
     evolve_state(inner * 1, fusion, training=True).sum().backward()
     assert torch.equal(inner.grad, inner2.grad) and torch.equal(fusion.grad, fusion2.grad)
+
+
+def test_one_step_arc_is_the_plain_network_and_trains():
+    plain = build_model("tsm_r18", num_classes=174)
+    one = build_model("arc_tsm_r18", num_classes=174, arc_steps=1)
+    assert n_params(one) == n_params(plain) == 11_265_774  # paper Table 5(b): n = 1 -> 11.27 M
+    one(torch.randn(1, 3, 8, 32, 32)).sum().backward()      # no in-place conflict with the block's ReLU
+    assert arc_parameters(one) == []

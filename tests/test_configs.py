@@ -144,7 +144,8 @@ def test_multitask_pathways_come_from_base_recipes(path):
         assert base_path.is_file(), f"pathway {pathway}: no base recipe {base_path.name}"
         base = load_config(base_path)
         assert base.level == pathway, f"{base_path.name} trains level {base.level!r}, not {pathway!r}"
-        assert base.model.name == "slowonly_r50"
+        arch = cfg.model.args.get("pathway_archs", {}).get(pathway, "slowonly")
+        assert base.model.name == f"{arch}_r50", f"pathway {pathway} is a {arch}; {base_path.name} is not"
         if clips is not None:  # the pathway samples the clip its base model was trained on
             assert list(clips[pathway]) == [base.model.args.num_frames, base.model.args.frame_interval]
 

@@ -129,3 +129,18 @@ def test_check_data_lists_every_bad_video(tiny_gym, damaged_gym, tmp_path, capsy
     clean = tmp_path / "clean.yaml"
     clean.write_text(OmegaConf.to_yaml(load_config(base=tiny_experiment(tiny_gym, tmp_path / "c"))))
     assert main(["check-data", str(clean)]) == 0
+
+
+def test_sampler_follows_the_model_clip_specs():
+    from fineact.data.datasets import sampler_for
+    from fineact.data.sampling import DenseSampler, MultiPathwaySampler, SegmentSampler
+    from fineact.errors import ConfigError
+    from fineact.models import build_model
+
+    assert isinstance(sampler_for(build_model("tsm_r18").clip_specs), SegmentSampler)
+    dense = sampler_for(build_model("tsm_r18", frame_interval=8).clip_specs, num_clips=10)  # Kinetics protocol
+    assert isinstance(dense, DenseSampler) and dense.views("test") == 10 and dense.frame_interval == 8
+    multi = sampler_for(build_model("hierarchical_multitask", pathway_depth=18, base_channels=4).clip_specs)
+    assert isinstance(multi, MultiPathwaySampler) and multi.window == 64
+    with pytest.raises(ConfigError, match="twice_sample"):
+        sampler_for(build_model("tsm_r18").clip_specs, num_clips=10)

@@ -36,6 +36,10 @@ def sampler_for(clip_specs: dict[str, ClipSpec], num_clips: int = 1, twice: bool
     if len(clip_specs) == 1:
         spec = next(iter(clip_specs.values()))
         if spec.frame_interval is None:
+            if num_clips > 1:
+                raise ConfigError(f"data.test_clips={num_clips}: segment sampling (TSN/TSM) takes one clip per "
+                                  "video; use data.twice_sample=true for a second clip, or dense sampling "
+                                  "(model.args.frame_interval) for several clips")
             return SegmentSampler(spec.num_frames, twice=twice, short_video=short_video)
         return DenseSampler(spec.num_frames, spec.frame_interval, num_clips=num_clips, short_video=short_video)
     segment_paths = [name for name, spec in clip_specs.items() if spec.frame_interval is None]

@@ -50,11 +50,17 @@ def part_channels(out_channels: int, num_steps: int) -> list[int]:
 class ARCPart(nn.Module):
     """Part i of the decorated layer: its own conv, BN and (optionally) ReLU; Y_i = f(Z_i; w_i) (eq. 3)."""
 
-    def __init__(self, conv: nn.Module, bn: nn.Module, relu: bool):
+    def __init__(self, conv: nn.Module, bn: nn.Module, relu: bool, inplace: bool = True):
         super().__init__()
         self.conv = conv
         self.bn = bn
-        self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
+        # In place saves a tensor. When this output leaves the layer as is (n = 1), the block's own in-place
+        # ReLU modifies it next, so use Threshold(0, 0): the same function, but autograd keeps its input, not
+        # the output that the block overwrites.
+        if not relu:
+            self.relu = nn.Identity()
+        else:
+            self.relu = nn.ReLU(inplace=True) if inplace else nn.Threshold(0.0, 0.0)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.relu(self.bn(self.conv(z)))
@@ -89,10 +95,11 @@ class ARCConv(nn.Module):
         self.split = part_channels(out_channels, num_steps)
         self.parts = nn.ModuleList(
             ARCPart(conv_cls(in_channels, c, kernel_size, stride=stride, padding=padding, bias=False),
-                    bn_cls(c), relu)
+                    bn_cls(c), relu, inplace=num_steps > 1)
             for c in self.split)
-        # The last part is never fed back, so Wf/Wa exist for parts 0..n-2 only.
-        self.embed = conv_cls(in_channels, in_channels, 1, bias=False)                               # We
+        # The last part is never fed back, so Wf/Wa exist for parts 0..n-2 only; with n = 1 there is no
+        # recursion at all and the layer is the plain conv (paper Table 5(b): n = 1 has TSM's 11.27 M).
+        self.embed = conv_cls(in_channels, in_channels, 1, bias=False) if num_steps > 1 else None       # We
         self.fuse = nn.ModuleList(conv_cls(c, in_channels, 1, bias=False) for c in self.split[:-1])    # Wf_j
         self.attend = nn.ModuleList(conv_cls(c, in_channels, 1, bias=False) for c in self.split[:-1])  # Wa_j
         for w in arc_parameters(self):
@@ -357,6 +364,7 @@ def arc_parameters(model: nn.Module) -> list[nn.Parameter]:
     layers = [model] if isinstance(model, ARCConv) else [m for _, m in arc_layers(model)]
     params = []
     for layer in layers:
-        params.append(layer.embed.weight)
+        if layer.embed is not None:
+            params.append(layer.embed.weight)
         params += [m.weight for m in layer.fuse] + [m.weight for m in layer.attend]
     return params

@@ -61,8 +61,11 @@ class SegmentRecognizer(nn.Module):
     """
 
     def __init__(self, backbone: ResNet, num_classes: int, num_segments: int = 8, dropout: float = 0.5,
-                 shift: bool = True, shift_div: int = 8):
+                 shift: bool = True, shift_div: int = 8, frame_interval: int | None = None):
         super().__init__()
+        # None: TSN segment sampling over the whole video; an interval: dense clips of num_segments frames
+        # `frame_interval` apart (the TSM code's dense sampling, used for Kinetics).
+        self.frame_interval = frame_interval
         if backbone.fc is not None:
             raise ModelError("SegmentRecognizer needs a backbone built with num_classes=0 (it owns the head)")
         self.backbone = backbone
@@ -80,7 +83,7 @@ class SegmentRecognizer(nn.Module):
 
     @property
     def clip_specs(self) -> dict[str, ClipSpec]:
-        return {"clip": ClipSpec(self.num_segments, None)}
+        return {"clip": ClipSpec(self.num_segments, self.frame_interval)}
 
     def _frames(self, clip: torch.Tensor) -> torch.Tensor:
         check_clip(clip, type(self).__name__)
@@ -103,11 +106,15 @@ class SegmentRecognizer(nn.Module):
 
 
 def segment_recognizer(depth: int, num_classes: int, num_segments: int = 8, dropout: float = 0.5,
-                       shift: bool = True, pretrained: str | None = None) -> SegmentRecognizer:
+                       shift: bool = True, pretrained: str | None = None,
+                       frame_interval: int | None = None) -> SegmentRecognizer:
     """TSM/TSN-ResNet-`depth`; `pretrained` is a torchvision ImageNet checkpoint on disk."""
     from fineact.models.weights import load_torchvision_resnet
 
-    model = SegmentRecognizer(resnet(depth, num_classes=0), num_classes, num_segments, dropout, shift)
+    if frame_interval is not None and frame_interval < 1:
+        raise ModelError(f"frame_interval must be a positive number of frames or None, got {frame_interval}")
+    model = SegmentRecognizer(resnet(depth, num_classes=0), num_classes, num_segments, dropout, shift,
+                              frame_interval=frame_interval)
     if pretrained:
         model.load_report = load_torchvision_resnet(model.backbone, pretrained, classifier=model.head.fc)
     return model

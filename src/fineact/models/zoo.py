@@ -14,8 +14,9 @@ from fineact.models.tsm import SegmentRecognizer, segment_recognizer
 
 
 def _segment_model(depth: int, shift: bool, num_classes: int, num_segments: int, pretrained: str | None,
-                   dropout: float, arc_stages: Sequence[int], arc_steps: int, arc_pool: str) -> SegmentRecognizer:
-    model = segment_recognizer(depth, num_classes, num_segments, dropout, shift, pretrained)
+                   dropout: float, arc_stages: Sequence[int], arc_steps: int, arc_pool: str,
+                   frame_interval: int | None) -> SegmentRecognizer:
+    model = segment_recognizer(depth, num_classes, num_segments, dropout, shift, pretrained, frame_interval)
     if arc_stages:
         # Decorate after loading ImageNet weights: the parts inherit slices of the pretrained convs.
         apply_arc(model, stages=tuple(arc_stages), num_steps=arc_steps, pool=arc_pool)
@@ -27,9 +28,9 @@ def _register_segment_family(prefix: str, depth: int, shift: bool, arc_default: 
                              summary: str, paper: dict | None = None) -> None:
     def builder(num_classes: int = 174, num_segments: int = 8, pretrained: str | None = None,
                 dropout: float = 0.5, arc_stages: Sequence[int] = arc_default, arc_steps: int = 4,
-                arc_pool: str = "mean") -> SegmentRecognizer:
+                arc_pool: str = "mean", frame_interval: int | None = None) -> SegmentRecognizer:
         return _segment_model(depth, shift, num_classes, num_segments, pretrained, dropout,
-                              arc_stages, arc_steps, arc_pool)
+                              arc_stages, arc_steps, arc_pool, frame_interval)
 
     builder.__name__ = f"{prefix}_r{depth}"
     builder.__doc__ = summary

@@ -94,8 +94,9 @@ def hierarchical_multitask(levels: Mapping[str, int] | None = None, set_frames: 
                            freeze_pathways: bool = True, encoder_dims: Mapping[str, int] | None = None,
                            fused_dim: int = PAPER_FUSED_DIM, dropout: float = 0.5,
                            loss_weights: Mapping[str, float] | None = None, inflate: str = "mean",
-                           arc_stages: Sequence[int] = (), arc_steps: int = 4,
-                           arc_pool: str = "mean") -> HierarchicalMultiTask:
+                           arc_stages: Sequence[int] = (), arc_steps: int = 4, arc_pool: str = "mean",
+                           pathway_archs: Mapping[str, str] | None = None, alpha: int = 8,
+                           beta_inv: int = 8) -> HierarchicalMultiTask:
     """The seed-000 network with one SlowOnly pathway per pathway clip.
 
     levels:              {level: classes}, coarse -> fine (default Gym99 event 4 / set 14 / element 99).
@@ -104,6 +105,8 @@ def hierarchical_multitask(levels: Mapping[str, int] | None = None, set_frames: 
     pretrained:          torchvision ImageNet ResNet checkpoint inflated into every pathway.
     pathway_checkpoints: {pathway: single-level recognizer checkpoint} (the paper's first stage), loaded after
                          ARC is applied, so they must come from single-level models with the same ARC options.
+    pathway_archs:       {pathway: "slowonly" | "slowfast"} (default slowonly): seed 000 Table 2 rows 3-4 use a
+                         SlowFast element pathway (its clip is the dense one, alpha/beta_inv as slowfast_r50).
     """
     levels = _levels(levels)
     clips = dict(pathway_clips) if pathway_clips is not None else {
@@ -121,8 +124,14 @@ def hierarchical_multitask(levels: Mapping[str, int] | None = None, set_frames: 
             frames, interval = (int(v) for v in spec)
         except (TypeError, ValueError):
             raise ModelError(f"pathway_clips[{name!r}] must be (frames, interval), got {spec!r}") from None
-        backbone = ResNet3d(pathway_depth, base_channels, stem_kernel=(1, 7, 7),
-                            temporal_kernels=SLOW_TEMPORAL_KERNELS)
+        arch = (pathway_archs or {}).get(name, "slowonly")
+        if arch == "slowonly":
+            backbone = ResNet3d(pathway_depth, base_channels, stem_kernel=(1, 7, 7),
+                                temporal_kernels=SLOW_TEMPORAL_KERNELS)
+        elif arch == "slowfast":
+            backbone = SlowFast(pathway_depth, base_channels, alpha, beta_inv)
+        else:
+            raise ModelError(f"pathway_archs[{name!r}] must be 'slowonly' or 'slowfast', got {arch!r}")
         # Headless single-level recognizer: keys backbone.*, states its own clip (frames, interval).
         pathways[name] = Recognizer3d(backbone, 0, frames, interval)
     model = HierarchicalMultiTask(pathways, levels, encoder_dims, fused_dim, dropout, loss_weights,
