@@ -4,9 +4,10 @@
     python benchmarks/arc_overhead.py --depths 18 50 --steps 2 4 8
 
 Time: median of interleaved forward+backward passes (the models take turns, so machine drift hits all).
-Memory: on CUDA, peak allocated bytes; on CPU, the bytes autograd keeps for the backward pass (saved tensors,
-each storage counted once) plus parameters and gradients. That is the training memory the paper's appendix
-C.3 says grows linearly with n; CPU allocators expose no reliable peak of their own.
+Memory: the peak of allocated memory during one forward+backward step: on CUDA torch.cuda.max_memory_allocated,
+on CPU the maximum of PyTorch's profiler memory timeline (every tensor allocation and free, all categories:
+parameters, gradients, activations, temporaries). Also reported: the bytes autograd keeps for backward (saved
+tensors, each storage once), the part that the paper's appendix C.3 says grows linearly with n.
 """
 
 from __future__ import annotations
@@ -50,7 +51,25 @@ def peak_memory(model, clip) -> int:
         training_step(model, clip)()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated()
-    return saved_tensor_bytes(model, clip)
+    return cpu_peak_bytes(model, clip)
+
+
+def cpu_peak_bytes(model, clip) -> int:
+    """Peak of the profiler's memory timeline over one training step (tensors alive at once, in bytes)."""
+    import json
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    model.zero_grad(set_to_none=True)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                 with_stack=True) as prof:
+        training_step(model, clip)()
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/timeline.json"
+        prof.export_memory_timeline(path, device="cpu")
+        _, sizes = json.load(open(path))
+    return int(max(sum(row) for row in sizes))
 
 
 def main() -> None:
@@ -81,14 +100,17 @@ def main() -> None:
             m.to(args.device).train()
         times = interleaved_median_times({k: training_step(m, clip) for k, m in models.items()}, args.repeats)
         memory = {k: peak_memory(m, clip) for k, m in models.items()}
+        kept = {k: saved_tensor_bytes(m, clip) for k, m in models.items()}
         base = f"tsm_r{depth}"
         for name in models:
-            record = {"model": name, "seconds": times[name], "memory_bytes": memory[name],
-                      "time_ratio": times[name] / times[base], "memory_ratio": memory[name] / memory[base]}
+            record = {"model": name, "seconds": times[name], "peak_memory_bytes": memory[name],
+                      "kept_for_backward_bytes": kept[name], "time_ratio": times[name] / times[base],
+                      "memory_ratio": memory[name] / memory[base]}
             records.append(record)
-            rows.append([name, times[name] * 1000, memory[name] / 2**20, record["time_ratio"], record["memory_ratio"]])
+            rows.append([name, times[name] * 1000, memory[name] / 2**20, kept[name] / 2**20, record["time_ratio"],
+                         record["memory_ratio"]])
     print(f"forward+backward, batch {args.batch}, {args.frames} x {args.size} x {args.size}, device {args.device}")
-    print_table(["model", "ms/step", "memory MiB", "time ratio", "memory ratio"], rows)
+    print_table(["model", "ms/step", "peak MiB", "kept MiB", "time ratio", "peak ratio"], rows)
     path = write_results(args.name, {"settings": vars(args), "results": records})
     print(f"wrote {path}")
 
