@@ -243,16 +243,16 @@ class _EvolveState(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inner: torch.Tensor, fusion: torch.Tensor) -> torch.Tensor:
-        inner_on = inner > 0
+        inner_off = inner <= 0
         z = torch.relu(inner.clamp_(min=0).add_(fusion))  # inner is a fresh temporary: reuse its memory
-        ctx.save_for_backward(inner_on, z)
+        ctx.save_for_backward(inner_off, z)
         return z
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        inner_on, z = ctx.saved_tensors
-        grad_fusion = grad * (z > 0)
-        return grad_fusion * inner_on, grad_fusion
+        inner_off, z = ctx.saved_tensors
+        grad_fusion = torch.ops.aten.threshold_backward(grad, z, 0)  # the outer ReLU's backward, one kernel
+        return grad_fusion.masked_fill(inner_off, 0), grad_fusion
 
 
 def evolve_state(inner: torch.Tensor, fusion: torch.Tensor, training: bool) -> torch.Tensor:
