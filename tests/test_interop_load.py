@@ -24,6 +24,15 @@ from fineact.models.resnet3d import Lateral
 SIZE = 32  # spatial size of the test clips
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The clips here are tiny: intra-op threads would only add synchronisation (costly on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 # -- helpers ---------------------------------------------------------------------------------------------------------
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:

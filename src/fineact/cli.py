@@ -316,9 +316,41 @@ def _run_gradcam(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export ---------------------------------------------------------------------------------------------
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a trained model for deployment (TorchScript, ONNX, torch.export)",
+                       description="Export a checkpoint/export to TorchScript (.ts), ONNX (.onnx) or a torch.export "
+                                   "archive (.pt2), with a JSON beside it describing the inputs (order, frames, "
+                                   "sampling, normalisation) and outputs (levels, class names). --verify compares "
+                                   "the exported model with the eager one on random clips (ONNX: onnxruntime).")
+    p.add_argument("checkpoint", help="a .ckpt from training or an exported .safetensors")
+    p.add_argument("--format", choices=["torchscript", "onnx", "exported-program"], default="onnx")
+    p.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
+    p.add_argument("--size", type=int, default=None, help="input size S x S (default: the config's crop size)")
+    p.add_argument("--verify", action="store_true", help="report the max abs difference to the eager model")
+    p.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from fineact.engine.checkpoints import load_module
+    from fineact.interop import EXPORT_FORMATS, export_model, verify_export
+
+    module = load_module(args.checkpoint)
+    suffix = EXPORT_FORMATS[args.format]
+    out = args.out or str(__import__("pathlib").Path(args.checkpoint).with_suffix(suffix))
+    size = args.size or module.cfg.data.crop_size
+    names = {level: module.levels.class_names[level] for level in module.trained_levels}
+    path = export_model(module.model, out, args.format, size=size, class_names=names)
+    print(f"exported {path} (inputs and outputs described in {path.name}.json beside it)")
+    if args.verify:
+        print(f"max abs difference to the eager model: {verify_export(module.model, path, args.format):.3g}")
+    return 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_models, _add_profile, _add_train, _add_test, _add_predict, _add_extract, _add_check, _add_demo,
-    _add_analyze, _add_layers, _add_gradcam]
+    _add_analyze, _add_layers, _add_gradcam, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,11 +93,10 @@ def export_weights(module, stem: str | Path) -> Path:
     return stem.with_suffix(".safetensors")
 
 
-def load_weights_into(model: nn.Module, path: str | Path) -> None:
-    """Load a fineact checkpoint/export or a plain state dict into `model`, strictly."""
-    path = Path(path)
-    if path.suffix == ".ckpt":
-        state = _model_state(read_checkpoint(path)["state_dict"])
-    else:
-        state = read_state_dict(path)
-    load_strict(model, state, str(path))
+def load_weights_into(model: nn.Module, path: str | Path):
+    """`pretrained=PATH` of a config: any layout fineact.interop reads (detected from the keys), strictly."""
+    from fineact.interop import load_weights
+
+    report = load_weights(model, path, source="auto")
+    print(f"fineact: {report.summary()}")
+    return report

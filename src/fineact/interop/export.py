@@ -17,16 +17,22 @@ shift are specialised to them; the .pt2 and ONNX files check it, TorchScript doe
 the export (`<file>.json`) says all of this for deployment code: input names, order, shapes, frames and their
 sampling (segments or frame interval), normalisation mean/std, output names, class counts and class names.
 
-Formats: "torchscript" (torch.jit.trace, .pt), "exported-program" (torch.export.export + torch.export.save,
-.pt2) and "onnx" (torch.onnx.export with dynamo=True, the TorchDynamo-based exporter and the only one
-PyTorch still develops; it needs the optional packages onnx and onnxscript: `pip install fineact[export]`,
-and `verify_export` runs ONNX files in onnxruntime).
+Formats:
+    "exported-program"  torch.export.export + torch.export.save (.pt2); load with torch.export.load(path).module().
+                        PyTorch's successor to TorchScript: prefer it for Python / C++ (AOTInductor) deployment.
+    "torchscript"       torch.jit.trace (.pt); load with torch.jit.load. Deprecated upstream (torch.jit.save /
+                        load warn in PyTorch 2.13) but still what many C++ (libtorch) deployments read.
+    "onnx"              torch.onnx.export(dynamo=True): the TorchDynamo-based exporter, the one PyTorch develops
+                        (the legacy TorchScript-based one is deprecated); default opset 18, recorded in the JSON.
+                        Needs the optional packages onnx and onnxscript (`pip install fineact[export]`);
+                        `verify_export` runs ONNX files in onnxruntime (same extra).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -34,12 +40,11 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from fineact.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fineact.errors import FineactError, ModelError
 from fineact.models.multitask import HierarchicalMultiTask
 
 EXPORT_FORMATS = {"torchscript": ".pt", "onnx": ".onnx", "exported-program": ".pt2"}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _ONNX_HINT = "ONNX export needs the optional packages onnx and onnxscript: pip install 'fineact[export]'"
 _ORT_HINT = "running ONNX files needs onnxruntime: pip install 'fineact[export]'"
 
@@ -237,12 +242,12 @@ def _dynamic_shapes(inputs: tuple[torch.Tensor, ...], dynamic_batch: bool):
 
 
 def _export_torchscript(wrapper: nn.Module, inputs, path: Path, **_) -> dict:
-    import warnings
-
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # trace's notes on Python ints and the jit deprecation notice
+        # trace's notes on Python ints taken from shapes (the shapes are fixed anyway) and the notice that
+        # TorchScript is deprecated upstream (the module docstring says so; "exported-program" is the successor)
+        warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, inputs, check_trace=False)
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
     return {}
 
 
@@ -260,7 +265,9 @@ def _export_onnx(wrapper: nn.Module, inputs, path: Path, dynamic_batch: bool, op
     except ImportError:
         raise FineactError(_ONNX_HINT) from None
     size = sum(p.numel() * p.element_size() for p in wrapper.parameters())
-    with _quiet_onnx_logs():
+    with _quiet_onnx_logs(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecations inside the exporter, not ours
+        warnings.filterwarnings("ignore", message=".*axis name.*will not be used")  # shared batch Dim
         program = torch.onnx.export(wrapper, inputs, dynamo=True, input_names=input_names,
                                     output_names=output_names, dynamic_shapes=_dynamic_shapes(inputs, dynamic_batch),
                                     opset_version=opset, verbose=False, optimize=True)
@@ -304,6 +311,8 @@ def export_model(model: nn.Module, path: str | Path, format: str = "torchscript"
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(EXPORT_FORMATS[fmt])
+    if fmt == "exported-program" and path.suffix != ".pt2":
+        raise ModelError(f"{path}: torch.export archives must be named *.pt2")
     names, dict_input = _input_names(model)
     if example_inputs is None:
         inputs = make_example_inputs(model, frames, size, batch)
@@ -322,12 +331,12 @@ def export_model(model: nn.Module, path: str | Path, format: str = "torchscript"
         else:
             level = _single_level_name(class_names)
             output_names, outputs = [level], [out]
+        classes = _class_names(class_names, output_names, [int(o.shape[-1]) for o in outputs])
         wrapper = ExportWrapper(model, names, output_names, dict_input).eval()
         graph_names = (_graph_names("clip", names, dict_input),
                        _graph_names("logits", output_names, len(output_names) > 1))
         extra = _EXPORTERS[fmt](wrapper, inputs, path, dynamic_batch=dynamic_batch, opset=opset,
                                 input_names=graph_names[0], output_names=graph_names[1])
-    classes = _class_names(class_names, output_names, [int(o.shape[-1]) for o in outputs])
     meta = _metadata(model, fmt, path, names, inputs, output_names, outputs, graph_names, classes, mean, std,
                      dynamic_batch, extra)
     metadata_path(path).write_text(json.dumps(meta, indent=1) + "\n")
@@ -370,7 +379,9 @@ def load_exported(path: str | Path, format: str | None = None) -> Callable[..., 
         raise FineactError(f"exported model {path}: not found")
     fmt = _format_of(path, format)
     if fmt == "torchscript":
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
         module.eval()
         run = module
     elif fmt == "exported-program":
@@ -403,6 +414,8 @@ def verify_export(model: nn.Module, path: str | Path, format: str | None = None,
     beside the export says (batch: the exported example's unless `batch` is given).
     """
     path = Path(path)
+    if not path.is_file():
+        raise FineactError(f"exported model {path}: not found")
     names, dict_input = _input_names(model)
     if inputs is None:
         meta_file = metadata_path(path)

@@ -27,8 +27,12 @@ mmaction2     open-mmlab/mmaction2 0.x and 1.x: `backbone.*` + `cls_head.*` (+ a
               + ReLU with `lateral_norm=True` (1.x). Heads (TSNHead, TSMHead, I3DHead, SlowFastHead) keep their
               Linear in `cls_head.fc_cls`. SlowFastHead concatenates the pooled FAST features first, then the
               slow ones; fineact concatenates slow then fast, so the classifier's input columns are swapped.
-              The 0.x and 1.x key names of these models are the same; the files differ in their wrapping
-              (`meta`, `message_hub`, ...), which `load.read_weights_file` handles.
+              The 0.x and 1.x key names of these models are the same (1.x's migration guide: "no changes in
+              model.backbone"); the files differ in their wrapping (`meta`, `message_hub`, ...), which
+              `load.read_weights_file` handles. TSNHead averages the segments' features before fc_cls, fineact
+              averages the logits after it: the same numbers (fc is linear) up to float rounding.
+              Not loadable, and rejected with the keys named: 3D ResNet-18/34 files (MMAction2's BasicBlock3d
+              inflates both 3x3 convs to 3x3x3, fineact's only the first), non-local blocks, TSM temporal_pool.
 fineact       fineact's own: Lightning checkpoints (`model.` prefix under `state_dict`), exported
               `.safetensors` (the model's own keys) and plain `torch.save(model.state_dict())`.
 
@@ -52,7 +56,9 @@ SOURCES = ("torchvision", "tsm-official", "mmaction2", "fineact")
 FINEACT_ROOTS = ("backbone.", "head.", "pathways.", "encoders.", "fusion.", "heads.",
                  "conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.", "fc.", "slow.", "fast.", "laterals.")
 TORCHVISION_ROOTS = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.", "fc.")
-_MM_CONVMODULE = re.compile(r"^backbone\.(?:(?:slow|fast)_path\.)?(?:conv1|layer\d+\.\d+\.(?:conv\d|downsample))\.(?:conv|bn)\.")
+# An MMAction2 ConvModule key: backbone.[slow_path.|fast_path.](conv1|layerS.B.convK|layerS.B.downsample).(conv|bn).
+_MM_CONVMODULE = re.compile(r"^backbone\.(?:(?:slow|fast)_path\.)?"
+                            r"(?:conv1|layer\d+\.\d+\.(?:conv\d|downsample))\.(?:conv|bn)\.")
 
 
 @dataclass
@@ -88,6 +94,9 @@ def _torchvision_mismatch(state: dict[str, torch.Tensor]) -> str | None:
     others = [k for k in keys if not k.startswith(TORCHVISION_ROOTS)]
     if others:
         return f"keys outside conv1/bn1/layer1-4/fc, e.g. {others[0]!r}"
+    arc = [k for k in keys if re.search(r"\.(parts|embed|fuse|attend)\.", k)]
+    if arc:
+        return f"ARC layers (a fineact model), e.g. {arc[0]!r}"
     return None
 
 
@@ -279,9 +288,13 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def detect_source(state_dict: dict[str, torch.Tensor]) -> str:
+def detect_source(state_dict) -> str:
     """Which layout the keys of `state_dict` use: one of SOURCES. Raises a WeightsError naming every candidate
-    considered and why it does not fit."""
+    considered and why it does not fit. A path is read first (fineact.interop.load.read_weights_file)."""
+    if not isinstance(state_dict, dict):
+        from fineact.interop.load import read_weights_file
+
+        state_dict = read_weights_file(state_dict)
     if not state_dict:
         raise WeightsError("the weights file holds no tensors")
     state = strip_prefix(state_dict, "module.") if all(k.startswith("module.") for k in state_dict) \

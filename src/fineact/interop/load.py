@@ -28,7 +28,7 @@ from torch import nn
 
 from fineact.errors import ModelError, WeightsError
 from fineact.interop.keymaps import SOURCES, Mapped, detect_source, strip_prefix, to_fineact
-from fineact.models.arc import ARCConv, arc_layers
+from fineact.models.arc import arc_layers
 from fineact.models.multitask import HierarchicalMultiTask, MultiLevelRecognizer
 from fineact.models.resnet import ResNet
 from fineact.models.resnet3d import INFLATE_MODES, Lateral, Recognizer3d, ResNet3d, SlowFast, inflate_resnet2d
@@ -298,18 +298,17 @@ def _drop_lateral_norms(model: nn.Module) -> list[tuple[Lateral, nn.Module, nn.M
 
 def _group(keys: list[str], prefixes: Mapping[str, str]) -> list[str]:
     """Name re-initialised parts once per prefix instead of once per tensor."""
-    out, rest = [], []
-    for p, why in prefixes.items():
-        if any(k.startswith(p) for k in keys):
-            out.append(f"{p.rstrip('.')} ({why})")
-    rest = [k for k in keys if not any(k.startswith(p) for p in prefixes)]
-    return out + rest
+    grouped = [f"{p.rstrip('.')} ({why})" for p, why in prefixes.items() if any(f"{k}.".startswith(p) for k in keys)]
+    return grouped + [k for k in keys if not any(f"{k}.".startswith(p) for p in prefixes)]
 
 
 def _load(model: nn.Module, state: dict[str, torch.Tensor], source: str, reinit: Mapping[str, str],
           strict: bool) -> InteropReport:
     if strict:
-        base = load_strict(model, state, source, reinit_ok=tuple(reinit))
+        try:
+            base = load_strict(model, state, source, reinit_ok=tuple(reinit))
+        except WeightsError as exc:
+            raise WeightsError(str(exc) + _hints(model, state)) from None
         report = InteropReport(source, loaded=base.loaded)
         report.reinitialised = _group(base.reinitialised, reinit)
         return report
@@ -323,6 +322,20 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], source: str, reinit:
     report.missing = [k for k in absent if not k.startswith(tuple(reinit))]
     report.unexpected = sorted(k for k in state if k not in usable)
     return report
+
+
+def _hints(model: nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """Likely causes of a failed strict load, as extra lines for the error message."""
+    target = model.state_dict()
+    hints = []
+    if any(".parts." in k for k in state if k not in target):
+        hints.append("the file has ARC layers the model lacks: build the model with the same arc_stages / arc_steps")
+    conv1 = next((k for k in state if k.endswith("conv1.weight") and k in target), None)
+    if conv1 is not None and state[conv1].dim() != target[conv1].dim():
+        hints.append(f"{conv1} is {state[conv1].dim()}-D in the file and {target[conv1].dim()}-D in the model: "
+                     "2D and 3D networks do not load into each other (only torchvision ImageNet weights are "
+                     "inflated to 3D)")
+    return "".join(f"\n  hint: {h}" for h in hints)
 
 
 def _describe_classifiers(prefixes: tuple[str, ...]) -> dict[str, str]:
@@ -406,7 +419,9 @@ def load_pathway_weights(multitask_model: HierarchicalMultiTask, level: str, pat
     state = read_weights_file(path)
     layout = detect_source(state) if source == "auto" else source
     notes: list[str] = []
+    unused: list[str] = []
     if layout == "torchvision":
+        unused = sorted(k for k in state if k.startswith(("fc.", "module.fc.")))
         backbone = getattr(pathway, "backbone", pathway)
         if not isinstance(backbone, ResNet3d):
             raise ModelError(f"pathway {level!r} has no ResNet3d backbone to inflate 2D weights into")
@@ -429,5 +444,5 @@ def load_pathway_weights(multitask_model: HierarchicalMultiTask, level: str, pat
         notes.append(f"{converted} ARC layers took the file's plain convs; their We/Wf/Wa were set to zero")
     base = multitask_model.load_pathway(level, single)
     report = InteropReport(str(path), loaded=base.loaded, reinitialised=base.reinitialised, layout=layout,
-                           notes=notes)
+                           notes=notes, unused=unused)
     return report
