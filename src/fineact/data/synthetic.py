@@ -66,7 +66,7 @@ GENERATOR_VERSION = 2  # bump whenever the drawing or the file layout changes: c
 
 MANIFEST_NAME = "manifest.json"
 VIDEOS_DIR = "videos"
-FILE_PREFIX = "synth16"
+FILE_PREFIX = "synth16"  # like "gym99": the number of element classes
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -114,16 +114,24 @@ _ELEMENT_TABLE: tuple[tuple[int, str, str], ...] = (
     (41, "circle", "giant circle clockwise"),
     (41, "reverse_circle", "giant circle counter-clockwise"),
     (41, "release_circle", "giant circle clockwise with release and re-grasp at the top"),
-    (42, "twist_flight_twist", "twist in hang, flight to the other bar, twist in hang the same way"),
-    (42, "twist_flight_reverse_twist", "twist in hang, flight to the other bar, twist in hang the other way"),
+    (42, "twist_flight_twist", "clockwise twist in hang, flight to the other bar, clockwise twist in hang"),
+    (42, "twist_flight_reverse_twist", "clockwise twist in hang, flight to the other bar, "
+                                       "counter-clockwise twist in hang"),
     (42, "reverse_twist_flight_twist", "counter-clockwise twist in hang, flight to the other bar, "
                                        "clockwise twist in hang"),
 )
 
-ELEMENTS: tuple[Element, ...] = tuple(
-    Element(clabel, set_id, glabel=set_id * 10 + [e[0] for e in _ELEMENT_TABLE[:clabel]].count(set_id),
-            description=f"({EVENTS[set_id // 10][0]}) {text}", family=SET_FAMILY[set_id], variant=variant)
-    for clabel, (set_id, variant, text) in enumerate(_ELEMENT_TABLE))
+def _build_elements() -> tuple[Element, ...]:
+    elements = []
+    for clabel, (set_id, variant, text) in enumerate(_ELEMENT_TABLE):
+        rank_in_set = sum(1 for e in elements if e.set_id == set_id)
+        elements.append(Element(clabel, set_id, glabel=set_id * 10 + rank_in_set,  # unique, like FineGym's
+                                description=f"({EVENTS[set_id // 10][0]}) {text}", family=SET_FAMILY[set_id],
+                                variant=variant))
+    return tuple(elements)
+
+
+ELEMENTS: tuple[Element, ...] = _build_elements()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -181,6 +189,9 @@ def _check_params(num_train: int, num_val: int, size: int, num_frames: int, fps:
             raise ConfigError(f"synthetic dataset parameter {name}: expected {expected}, found {value!r}")
     if size % 2:
         raise ConfigError(f"synthetic dataset parameter size: expected {rules['size'][2]}, found {size}")
+    if num_frames / fps > 600:  # the clip ids' A_ssss_eeee fields hold 4 digits of seconds
+        raise ConfigError(f"synthetic dataset parameters num_frames / fps: expected clips of at most 600 s, "
+                          f"found {num_frames} / {fps} = {num_frames / fps:.0f} s")
     return {"num_train": int(num_train), "num_val": int(num_val), "size": int(size),
             "num_frames": int(num_frames), "fps": int(fps), "seed": int(seed)}
 
@@ -394,7 +405,7 @@ def _motion_orbit(variant, rng, u, timing, body, anchors) -> _Pose:
     p = timing.progress(u)
     direction = -1.0 if variant == "reverse_circle" else 1.0
     around = timing.sway * 3 + direction * 2 * np.pi * p  # 0 = hanging below the bar
-    release = _bump(p, 0.5, 0.05, 0.03) if variant == "release_circle" else np.zeros_like(p)
+    release = _bump(p, 0.5, 0.1, 0.05) if variant == "release_circle" else np.zeros_like(p)
     distance = _hang_distance(body) + release_height * release
     rx, ry = -np.sin(around), np.cos(around)  # bar -> body; clockwise on screen for increasing `around`
     return _pose(bar_x + distance * rx, bar_y + distance * ry, (-rx, -ry), len(u))
@@ -403,7 +414,7 @@ def _motion_orbit(variant, rng, u, timing, body, anchors) -> _Pose:
 def _motion_travel(variant, rng, u, timing, body, anchors) -> _Pose:
     arc, low_to_high = rng.uniform(0.08, 0.14), bool(rng.integers(2))
     (x0, y0), (x1, y1) = anchors["low_bar"], anchors["high_bar"]
-    if not low_to_high:  # a random direction keeps "where the twist happens" from revealing the order
+    if not low_to_high:  # a random flight direction: which bar sees the reversed twist reveals nothing
         (x0, y0), (x1, y1) = (x1, y1), (x0, y0)
     p = timing.progress(u)
     first, second = {"twist_flight_twist": (1, 1), "twist_flight_reverse_twist": (1, -1),
@@ -598,8 +609,9 @@ def _readme(params: dict[str, int], counts: dict[str, int]) -> str:
         fineact synthetic FineGym look-alike (generator {GENERATOR} v{GENERATOR_VERSION})
 
         Parameters: {json.dumps(params, sort_keys=True)}
-        Clips: {counts['train']} train, {counts['val']} val; {params['num_frames']} frames of {params['size']}x{params['size']} px
-        at {params['fps']} fps, H.264 yuv420p (CRF 12, keyframe every 16 frames, 2 B-frames).
+        Clips: {counts['train']} train, {counts['val']} val, balanced over the {len(ELEMENTS)} elements.
+        Each: {params['num_frames']} frames of {params['size']}x{params['size']} px at {params['fps']} fps, \
+H.264 yuv420p (CRF 12, a keyframe every 16 frames, 2 B-frames).
 
         Files (FineGym's formats):
           {FILE_PREFIX}_train_element.txt, {FILE_PREFIX}_val_element.txt   `<clip_id> <Clabel>`
@@ -643,9 +655,12 @@ def _render_all(clips: list[PlannedClip], videos: Path, params: dict[str, int], 
     # Each clip depends only on its own seed, so splitting the work changes nothing in the output. "spawn"
     # children start clean (no inherited torch threads or locks), whatever the caller has imported.
     chunks = [jobs[i::workers * 4] for i in range(min(len(jobs), workers * 4))]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    try:
         for _ in pool.map(_render_and_encode, chunks, *([a] * len(chunks) for a in args)):
             pass
+    finally:  # on an error or Ctrl-C, do not start the remaining chunks
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -680,12 +695,17 @@ def _read_manifest(root: Path) -> dict | None:
     return manifest if isinstance(manifest, dict) and manifest.get("generator") == GENERATOR else None
 
 
+def _check_replaceable(root: Path) -> None:
+    """Only a missing or empty folder, or a dataset this generator wrote, may be replaced."""
+    if root.exists() and (not root.is_dir() or (any(root.iterdir()) and _read_manifest(root) is None)):
+        raise FineactError(f"{root}: expected a new folder, an empty one or a fineact synthetic dataset "
+                           f"(with its {MANIFEST_NAME}), found other content; refusing to replace it")
+
+
 def _install(scratch: Path, root: Path) -> None:
-    """Move a finished dataset into place; replace only an empty folder or an older generated dataset."""
+    """Move a finished dataset into place (a rename: readers never see half a dataset under `root`)."""
+    _check_replaceable(root)
     if root.exists():
-        if not root.is_dir() or (any(root.iterdir()) and _read_manifest(root) is None):
-            raise FineactError(f"{root}: expected a new folder, an empty one or a fineact synthetic dataset "
-                               f"(with its {MANIFEST_NAME}), found other content; refusing to replace it")
         old = _scratch_name(root, "old")
         os.rename(root, old)
         os.rename(scratch, root)
@@ -707,6 +727,7 @@ def generate_dataset(root: Path | str, *, num_train: int = 40 * len(ELEMENTS), n
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"synthetic dataset parameter workers: expected an integer >= 1, found {workers!r}")
     root = Path(root).absolute()
+    _check_replaceable(root)  # before the work, not only after it
     root.parent.mkdir(parents=True, exist_ok=True)
     _reap_abandoned(root)
     scratch = _scratch_name(root, "partial")
