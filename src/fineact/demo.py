@@ -2,7 +2,8 @@
 
 1. Generate (once, cached) a small FineGym-like dataset: real H.264 clips + FineGym-format split and category
    files, read back by the real FineGym readers.
-2. Stage 1: train one small SlowOnly base model per level (event 4 x 16, set 8 x 8, element 16 x 4 frames).
+2. Stage 1: train one small SlowOnly base model per level (event 4 x 16, set 8 x 8, element 16 x 4 frames;
+   3 / 15 / 15 epochs).
 3. Stage 2: assemble the hierarchical multi-task network from the three checkpoints, freeze the pathways,
    extract their features once and train the encoders, fusion and heads on the cache (loss 1 : 2 : 4).
 4. Evaluate every model on the val split, run `predict` on a few clips, write a report folder.
@@ -23,6 +24,9 @@ from fineact.engine.run import train
 
 # Small pathways at low resolution: ResNet-18-style 3D nets with 8 base channels on 48 x 48 crops.
 PATHWAYS = {"event": (4, 16), "set": (8, 8), "element": (16, 4)}
+# Epochs per base model: appearance (event) is learnt in one or two epochs; motion (set) and temporal detail
+# (element) take longer for these tiny networks.
+BASE_EPOCHS = {"event": 3, "set": 15, "element": 15}
 BACKBONE = {"depth": 18, "base_channels": 8}
 
 
@@ -31,7 +35,9 @@ def _data_section(ds, workers: int) -> dict:
             "train": {"annotations": str(ds.train_list), "data_root": str(ds.videos_dir)},
             "val": {"annotations": str(ds.val_list), "data_root": str(ds.videos_dir)},
             "categories": str(ds.categories_file), "set_categories": str(ds.set_categories_file),
-            "resize": [56], "crop_size": 48, "train_crop": "random_resized", "flip": True,
+            # MultiScaleCrop is mild enough to keep the small gymnast in view; no flip: some elements differ only
+            # by turning direction (as SSv1's left/right classes), which a flip would swap.
+            "resize": [56], "crop_size": 48, "train_crop": "multiscale", "flip": False,
             "batch_size": 16, "num_workers": workers, "persistent_workers": True}
 
 
@@ -41,7 +47,7 @@ def base_config(level: str, ds, out: Path, epochs: int, workers: int) -> dict:
             "model": {"name": "slowonly_r50", "args": {**BACKBONE, "num_frames": frames, "frame_interval": interval,
                                                        "dropout": 0.3}},
             "data": _data_section(ds, workers),
-            "optim": {"lr": 0.1, "weight_decay": 1e-4, "grad_clip": 40.0},
+            "optim": {"lr": 0.05, "weight_decay": 1e-4, "grad_clip": 40.0},
             "schedule": {"kind": "cosine", "warmup_epochs": 1},
             "trainer": {"max_epochs": epochs, "log_every_n_steps": 5}}
 
@@ -59,7 +65,7 @@ def multitask_config(ds, out: Path, checkpoints: dict[str, str], epochs: int, wo
 
 
 def run_demo(out_dir: str | Path = "runs/demo", data_dir: str | Path = ".fineact_cache/demo_data",
-             base_epochs: int = 6, fusion_epochs: int = 30, workers: int = 1, quick: bool = False) -> dict:
+             base_epochs: int | None = None, fusion_epochs: int = 40, workers: int = 1, quick: bool = False) -> dict:
     """Run the whole demo; returns the summary written to <out_dir>/summary.json."""
     start = time.time()
     out = Path(out_dir).absolute()
@@ -74,7 +80,8 @@ def run_demo(out_dir: str | Path = "runs/demo", data_dir: str | Path = ".fineact
     checkpoints = {}
     for level in PATHWAYS:
         print(f"[demo] stage 1: {level} base model, SlowOnly {PATHWAYS[level][0]} x {PATHWAYS[level][1]} frames")
-        cfg = load_config(base=base_config(level, ds, out, base_epochs, workers))
+        epochs = base_epochs or BASE_EPOCHS[level]
+        cfg = load_config(base=base_config(level, ds, out, epochs, workers))
         run = train(cfg)
         checkpoints[level] = str(run.best_checkpoint or run.last_checkpoint)
         summary["models"][f"base_{level}"] = {"checkpoint": checkpoints[level], "results": _headline(run.results)}
