@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/fineact profile tsm_r18 arc_tsm_r18 tsm_r50 arc_tsm_r50
+	$(VENV)/bin/fineact demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests
