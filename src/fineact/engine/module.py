@@ -98,6 +98,7 @@ class RecognitionModule(L.LightningModule):
                                "optim.lr or check the data.")
         batch_size = batch["label"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=batch_size)
         for level, value in per_level.items():
             self.log(f"train/loss_{level}", value, batch_size=batch_size)
         return loss
