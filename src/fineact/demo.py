@@ -202,7 +202,7 @@ def plot_training_curves(runs: dict[str, Path], path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation top-1" if column == 0 else "")
         if top1:
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
