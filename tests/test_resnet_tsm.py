@@ -145,3 +145,9 @@ def test_bad_clips_are_clear_errors(bad_shape, match):
 def test_integer_clip_is_rejected():
     with pytest.raises(ModelError, match="float"):
         build_model("tsn_r18")(torch.zeros(1, 3, 8, 32, 32, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("kwargs, match", [({"num_segments": 0}, "num_segments"), ({"frame_interval": 0}, "frame_interval")])
+def test_impossible_clip_arguments_are_refused(kwargs, match):
+    with pytest.raises(ModelError, match=match):
+        build_model("tsm_r18", **kwargs)

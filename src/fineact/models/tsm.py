@@ -111,6 +111,8 @@ def segment_recognizer(depth: int, num_classes: int, num_segments: int = 8, drop
     """TSM/TSN-ResNet-`depth`; `pretrained` is a torchvision ImageNet checkpoint on disk."""
     from fineact.models.weights import load_torchvision_resnet
 
+    if num_segments < 1:
+        raise ModelError(f"num_segments must be a positive number of frames per clip, got {num_segments}")
     if frame_interval is not None and frame_interval < 1:
         raise ModelError(f"frame_interval must be a positive number of frames or None, got {frame_interval}")
     model = SegmentRecognizer(resnet(depth, num_classes=0), num_classes, num_segments, dropout, shift,
