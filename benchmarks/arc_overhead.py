@@ -40,8 +40,11 @@ def saved_tensor_bytes(model, clip) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = model(clip)
     out.sum().backward()
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return sum(seen.values()) + 2 * params
+    # parameters (saved by every layer that uses them) and their gradients: each storage once
+    for p in model.parameters():
+        seen[p.untyped_storage().data_ptr()] = p.untyped_storage().nbytes()
+        seen[p.grad.untyped_storage().data_ptr()] = p.grad.untyped_storage().nbytes()
+    return sum(seen.values())
 
 
 def peak_memory(model, clip) -> int:

@@ -23,33 +23,10 @@ from torch import nn
 
 from common import print_table, write_results
 from fineact.interop import EXPORT_FORMATS, export_model, make_example_inputs, verify_export
+from fineact.interop.export import calibrate_random_weights
 from fineact.models import build_model
 
 FORMATS = ["torchscript", "exported-program", "onnx"]
-
-
-def calibrate(model: nn.Module, size: int, seed: int = 0) -> nn.Module:
-    """Random BN affines / ARC maps / classifiers, then BN statistics measured on one random batch."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1.0 if name.endswith("weight") else 0.0))
-            elif any(part in name for part in (".embed.", ".fuse.", ".attend.")):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
-            elif p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / p.shape[1]) ** 0.5)
-        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
-        model.eval()
-        for m in norms:
-            m.train()
-        clips = make_example_inputs(model, size=size, batch=2, seed=seed + 1)
-        model(dict(zip(model.clip_specs, clips)) if len(clips) > 1 else clips[0])
-        model.eval()
-    return model
 
 
 def logit_scale(model: nn.Module, size: int) -> float:
@@ -84,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for key in args.models:
             name, kwargs, size = specs[key]
-            model = calibrate(build_model(name, **kwargs), size)
+            model = calibrate_random_weights(build_model(name, **kwargs), size)
             params = sum(p.numel() for p in model.parameters())
             shapes = " + ".join(f"{spec.num_frames}x{size}x{size}" for spec in model.clip_specs.values())
             scale = logit_scale(model, size)

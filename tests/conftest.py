@@ -50,3 +50,12 @@ def tiny_experiment(ds, out_dir, **sections) -> dict:
         else:
             config[section] = values
     return config
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """The clips here are tiny: intra-op threads would only add synchronisation (costly on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,36 +15,13 @@ from torch import nn
 
 from fineact.errors import FineactError, ModelError
 from fineact.interop import export_model, make_example_inputs, verify_export
+from fineact.interop.export import calibrate_random_weights
 from fineact.interop.export import ExportWrapper, load_exported, metadata_path
 from fineact.models import build_model, list_models
 from fineact.models.multitask import HierarchicalMultiTask
 
 TOL = 1e-4
 MULTITASK = dict(pathway_depth=18, base_channels=8, pathway_clips={"event": (2, 16), "set": (4, 8), "element": (8, 2)})
-
-
-def calibrate(model: nn.Module, size: int = 32, seed: int = 0) -> nn.Module:
-    """Random affine BN / ARC maps / classifiers, then BN statistics measured on a random clip: a model whose
-    activations look like a trained one's (no zero-initialised branch, logits of order 1)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1.0 if name.endswith("weight") else 0.0))
-            elif any(part in name for part in (".embed.", ".fuse.", ".attend.")):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
-            elif p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / p.shape[1]) ** 0.5)
-        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: one batch gives its own statistics
-        model.eval()
-        for m in norms:
-            m.train()
-        model(_as_model_input(model, make_example_inputs(model, size=size, batch=4, seed=seed + 1)))
-        model.eval()
-    return model
 
 
 def _as_model_input(model, clips):
@@ -59,13 +36,7 @@ def export_and_verify(model, tmp_path, fmt: str, name: str, **kwargs) -> float:
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The clips here are tiny: intra-op threads would only add synchronisation (costly on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # -- the models the issue names --------------------------------------------------------------------------------------
 
@@ -80,7 +51,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
-    return {key: calibrate(build_model(name, **kw)) for key, (name, kw) in CASES.items()}
+    return {key: calibrate_random_weights(build_model(name, **kw)) for key, (name, kw) in CASES.items()}
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "exported-program"])
@@ -103,7 +74,7 @@ def _needs_onnx():
 def test_onnx_export_runs_in_onnxruntime(models, tmp_path, key):
     _needs_onnx()
     # ARC on res5 only keeps the suite fast; benchmarks/export_check.py exports the full ARC-TSM-R18 to ONNX.
-    model = models[key] if key in models else calibrate(build_model("arc_tsm_r18", num_classes=174, num_segments=4,
+    model = models[key] if key in models else calibrate_random_weights(build_model("arc_tsm_r18", num_classes=174, num_segments=4,
                                                                     arc_stages=(5,)))
     assert export_and_verify(model, tmp_path, "onnx", key) < TOL
     meta = json.loads(metadata_path(tmp_path / f"{key}.onnx").read_text())
@@ -133,7 +104,7 @@ def test_every_registered_model_has_a_family():
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_every_family_exports_to_torchscript(tmp_path, family):
     name, kwargs = FAMILIES[family]
-    model = calibrate(build_model(name, **kwargs))
+    model = calibrate_random_weights(build_model(name, **kwargs))
     assert export_and_verify(model, tmp_path, "torchscript", name) < TOL
 
 
@@ -163,7 +134,7 @@ def test_metadata_describes_inputs_outputs_and_normalisation(models, tmp_path):
 
 
 def test_single_level_metadata_and_frames_override(tmp_path):
-    model = calibrate(build_model("tsm_r18", num_classes=3, num_segments=2))
+    model = calibrate_random_weights(build_model("tsm_r18", num_classes=3, num_segments=2))
     path = export_model(model, tmp_path / "tsm", "torchscript", frames=4, size=32,
                         class_names=["left", "right", "none"], mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     assert path.suffix == ".pt"

@@ -25,13 +25,7 @@ SIZE = 32  # spatial size of the test clips
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The clips here are tiny: intra-op threads would only add synchronisation (costly on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
 

@@ -441,3 +441,33 @@ def verify_export(model: nn.Module, path: str | Path, format: str | None = None,
             raise FineactError(f"{path}: output shape {tuple(x.shape)} differs from the model's {tuple(e.shape)}")
         diffs.append((e.float() - x.float()).abs().max().item())
     return max(diffs)
+
+
+def calibrate_random_weights(model: nn.Module, size: int = 32, seed: int = 0, batch: int = 4) -> nn.Module:
+    """Give an untrained model realistic random weights for checking an export (in place; returns it).
+
+    Random BN affines, ARC maps and classifiers (so no branch is zero, logits are of order 1), then BN
+    statistics measured on one random batch. Exported and eager outputs are then compared on activations like a
+    trained model's, where a zero-initialised branch could hide a wrong export.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1.0 if name.endswith("weight") else 0.0))
+            elif any(part in name for part in (".embed.", ".fuse.", ".attend.")):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+            elif p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / p.shape[1]) ** 0.5)
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: one batch gives its own statistics
+        model.eval()
+        for m in norms:
+            m.train()
+        names, dict_input = _input_names(model)
+        clips = make_example_inputs(model, size=size, batch=batch, seed=seed + 1)
+        model(dict(zip(names, clips)) if dict_input else clips[0])
+        model.eval()
+    return model
