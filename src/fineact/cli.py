@@ -320,7 +320,7 @@ def _run_gradcam(args: argparse.Namespace) -> int:
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a trained model for deployment (TorchScript, ONNX, torch.export)",
-                       description="Export a checkpoint/export to TorchScript (.ts), ONNX (.onnx) or a torch.export "
+                       description="Export a checkpoint/export to TorchScript (.pt), ONNX (.onnx) or a torch.export "
                                    "archive (.pt2), with a JSON beside it describing the inputs (order, frames, "
                                    "sampling, normalisation) and outputs (levels, class names). --verify compares "
                                    "the exported model with the eager one on random clips (ONNX: onnxruntime).")
@@ -333,12 +333,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from fineact.engine.checkpoints import load_module
     from fineact.interop import EXPORT_FORMATS, export_model, verify_export
 
     module = load_module(args.checkpoint)
-    suffix = EXPORT_FORMATS[args.format]
-    out = args.out or str(__import__("pathlib").Path(args.checkpoint).with_suffix(suffix))
+    out = args.out or str(Path(args.checkpoint).with_suffix(EXPORT_FORMATS[args.format]))
     size = args.size or module.cfg.data.crop_size
     names = {level: module.levels.class_names[level] for level in module.trained_levels}
     path = export_model(module.model, out, args.format, size=size, class_names=names)
