@@ -90,10 +90,13 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None) 
     summary = RunSummary(output_dir, best, last if last.is_file() else None)
     eval_split = "test" if cfg.data.test is not None else ("val" if has_val else None)
     chosen = best or summary.last_checkpoint
-    if chosen is not None and trainer.is_global_zero:
-        summary.exported = export_weights(load_module(chosen), output_dir / "model")
-    if eval_split and chosen is not None:
-        summary.results, summary.results_path = evaluate(cfg, chosen, eval_split, module=module,
+    if chosen is None:
+        return summary
+    best_module = load_module(chosen, config_overrides=cfg)  # loaded once: exported and evaluated
+    if trainer.is_global_zero:
+        summary.exported = export_weights(best_module, output_dir / "model")
+    if eval_split:
+        summary.results, summary.results_path = evaluate(cfg, chosen, eval_split, module=best_module,
                                                          datamodule=datamodule)
     return summary
 
@@ -118,9 +121,12 @@ def cached_feature_datamodule(cfg: DictConfig, levels: LabelLevels, module: Reco
 
 def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module: RecognitionModule | None = None,
              datamodule: VideoDataModule | None = None, quiet: bool = False) -> tuple[dict, Path | None]:
-    """Test `checkpoint` on a split; results JSON/CSVs are written next to the checkpoint."""
+    """Test `checkpoint` on a split; results JSON/CSVs are written next to the checkpoint.
+
+    `module`: that checkpoint already loaded (with `config_overrides=cfg`), to avoid reading it again.
+    """
     checkpoint = Path(checkpoint)
-    loaded = load_module(checkpoint, config_overrides=cfg)
+    loaded = module if module is not None else load_module(checkpoint, config_overrides=cfg)
     levels = loaded.levels
     datamodule = datamodule or VideoDataModule(cfg, levels, loaded.model)
     datamodule.eval_split = split
