@@ -236,7 +236,6 @@ def test_memory_lean_state_update_keeps_less_for_backward():
     inner2 = inner.detach().clone().requires_grad_()
     fusion2 = fusion.detach().clone().requires_grad_()
     torch.relu(torch.relu(inner2) + fusion2).sum().backward()
-    g_inner, g_fusion = inner.grad.clone(), fusion.grad.clone()
     inner.grad = fusion.grad = None
     evolve_state(inner * 1, fusion, training=True).sum().backward()
     assert torch.equal(inner.grad, inner2.grad) and torch.equal(fusion.grad, fusion2.grad)

@@ -15,7 +15,7 @@ from conftest import tiny_experiment
 from fineact.cli import main
 from fineact.config import load_config
 from fineact.engine.checkpoints import load_module, read_checkpoint
-from fineact.engine.run import levels_from_config, train
+from fineact.engine.run import train
 
 
 def _labels(path):

@@ -11,7 +11,6 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 from fineact.errors import FineactError, ModelError
 from fineact.interop import export_model, make_example_inputs, verify_export

@@ -16,7 +16,6 @@ import json
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
 from fineact.config import load_config
 from fineact.data.synthetic import default_demo_params, ensure_dataset
