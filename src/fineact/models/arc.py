@@ -19,7 +19,8 @@ post-ReLU input (X >= 0) a freshly decorated layer computes exactly what the pla
 Cost: by linearity Wa·(PoolT(Y) (+) PoolS(Y)) = Wa·PoolT(Y) (+) Wa·PoolS(Y), so Wa runs on the two small
 pooled tensors; for a stride-2 layer Y_j is smaller than X and is nearest-upsampled to X's size, and since a
 1x1 conv commutes with nearest upsampling, Wf and Wa also run at Y_j's resolution before upsampling. The sums
-over j are running totals, so each 1x1 map runs once per part.
+over j are running totals, so each 1x1 map runs once per part, and the upsampling happens once per step.
+X + We·X is one 1x1 conv with weight I + We. The elementwise part of eq. 5 is `arc_state.update_state`.
 
 The layer works on 2D feature maps of a segment-based model ((N*T, C, H, W), `num_segments` = T) and on 3D
 ones ((N, C, T, H, W), SlowOnly/SlowFast).
@@ -36,6 +37,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from fineact.errors import ModelError
+from fineact.models.arc_state import update_state, upsample_nearest
 
 POOL_MODES = ("mean", "max")
 STAGE_TO_LAYER = {2: "layer1", 3: "layer2", 4: "layer3", 5: "layer4"}  # res2..res5 of the papers
@@ -141,43 +143,20 @@ class ARCConv(nn.Module):
         layer.train(conv.training)
         return layer
 
-    # -- pooling P(Y) = PoolT(Y) (+) PoolS(Y), eq. 7 ------------------------------------------------------
-    def _time_first(self, y: torch.Tensor) -> torch.Tensor:
+    # -- layouts: the state update works on 5D maps with the spatial dims last --------------------------
+    def _as_5d(self, t: torch.Tensor) -> torch.Tensor:
         """View a 2D map (N*T, C, H, W) as (N, T, C, H, W); 3D maps are already (N, C, T, H, W)."""
-        return y.view(-1, self.num_segments, *y.shape[1:]) if self.dims == 2 else y
+        return t.view(-1, self.num_segments, *t.shape[1:]) if self.dims == 2 else t
 
-    def _pool_time(self, y: torch.Tensor) -> torch.Tensor:
-        """PoolT: reduce over T. 2D -> (N, C, h, w); 3D -> (N, C, 1, h, w)."""
-        t_dim = 1 if self.dims == 2 else 2
-        y = self._time_first(y)
-        if self.pool == "mean":
-            return y.mean(t_dim, keepdim=self.dims == 3)
-        return y.amax(t_dim, keepdim=self.dims == 3)
-
-    def _pool_space(self, y: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-        """PoolS over the spatial grid of Y upsampled (nearest) to `out_hw`: (N*T, C, 1, 1) or (N, C, T, 1, 1)."""
-        hw_dims = (-2, -1)
-        if self.pool == "max" or tuple(y.shape[-2:]) == out_hw:
-            # max ignores the duplicates that nearest upsampling makes; same size needs no upsampling.
-            return y.mean(hw_dims, keepdim=True) if self.pool == "mean" else y.amax(hw_dims, keepdim=True)
-        # Mean over a nearest-upsampled map = mean weighted by how often each source pixel is repeated.
-        rows = _nearest_repeat_counts(y.shape[-2], out_hw[0], y.device, y.dtype)
-        cols = _nearest_repeat_counts(y.shape[-1], out_hw[1], y.device, y.dtype)
-        weighted = torch.einsum("...hw,h,w->...", y, rows, cols) / (out_hw[0] * out_hw[1])
-        return weighted[..., None, None]
+    def _from_5d(self, t: torch.Tensor) -> torch.Tensor:
+        return t.flatten(0, 1) if self.dims == 2 else t
 
     def _upsample(self, t: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+        """Nearest upsampling of a map in its own layout (the paper arrangement upsamples Y_j first)."""
         if tuple(t.shape[-2:]) == out_hw:
             return t
         size = out_hw if self.dims == 2 else (t.shape[2], *out_hw)
         return F.interpolate(t, size=size, mode="nearest")
-
-    def _broadcast_attention(self, att_t: torch.Tensor, att_s: torch.Tensor) -> torch.Tensor:
-        """Wa·PoolT (+) Wa·PoolS as a full map shaped like X."""
-        if self.dims == 3:
-            return att_t + att_s  # (N, C, 1, H, W) + (N, C, T, 1, 1)
-        full = att_t.unsqueeze(1) + att_s.view(-1, self.num_segments, *att_s.shape[1:])
-        return full.flatten(0, 1)
 
     # -- the recursion, eq. 2-7 ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,73 +172,63 @@ class ARCConv(nn.Module):
     def _recursion(self, x: torch.Tensor) -> torch.Tensor:
         out_hw = (x.shape[-2], x.shape[-1])
         y = self.parts[0](self.state_probe(x))  # Z_1 = X (eq. 4)
-        outputs = [y]
         if self.num_steps == 1:
             return y
-        embedded = x + self.embed(x)  # X + We·X
+        outputs = [y]
+        embedded = self._as_5d(self._embed(x))  # X + We·X
         att_t = att_s = fusion = None
         for i in range(1, self.num_steps):
             j = i - 1  # running sums: add the newest part's terms once
             src = y if self.low_resolution_maps else self._upsample(y, out_hw)
             a_t, a_s = self._attend(j, src, out_hw)
-            f = self._upsample(self.fuse[j](src), out_hw)
+            f = self._as_5d(self.fuse[j](src))
             att_t = a_t if att_t is None else att_t + a_t
             att_s = a_s if att_s is None else att_s + a_s
             fusion = f if fusion is None else fusion + f
             if self.attention_probe._forward_hooks:  # materialise the full map only for an observer
-                self.attention_probe(self._broadcast_attention(att_t, att_s))
+                self.attention_probe(self._from_5d(upsample_nearest(att_t, out_hw) + att_s))
             # Eq. 5: Z_i = ReLU( ReLU(X + We·X + sum Wa_j·P(Y_j)) + sum Wf_j·Y_j )
-            z = evolve_state(self._add_attention(embedded, att_t, att_s), fusion, self.training)
-            y = self.parts[i](self.state_probe(z))
+            z = update_state(embedded, att_t, att_s, fusion, fused=self.training)
+            y = self.parts[i](self.state_probe(self._from_5d(z)))
             outputs.append(y)
         return torch.cat(outputs, dim=1)  # Y = Concat(Y_1, ..., Y_n) (eq. 2)
 
-    def _attend(self, j: int, y: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Wa_j·PoolT(Y_j) and Wa_j·PoolS(Y_j) in one matrix product over the two pooled tensors (eq. 7)."""
-        pooled_t, pooled_s = self._pool_time(y), self._pool_space(y, out_hw)
-        c = y.shape[1]
-        rows = torch.cat((pooled_t.movedim(1, -1).reshape(-1, c), pooled_s.movedim(1, -1).reshape(-1, c)))
-        mapped = F.linear(rows, self.attend[j].weight.flatten(1))
-        n_t = pooled_t.numel() // c
-        a_t = mapped[:n_t].view(*pooled_t.movedim(1, -1).shape[:-1], -1).movedim(-1, 1)
-        a_s = mapped[n_t:].view(*pooled_s.movedim(1, -1).shape[:-1], -1).movedim(-1, 1)
-        return self._upsample(a_t, out_hw), a_s
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """X + We·X as a single 1x1 conv with weight I + We: one pass over X instead of a conv and an add."""
+        weight = self.embed.weight
+        identity = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device).view_as(weight)
+        return self.embed._conv_forward(x, weight + identity, None)
 
-    def _add_attention(self, embedded: torch.Tensor, att_t: torch.Tensor, att_s: torch.Tensor) -> torch.Tensor:
-        """X + We·X + (Wa·PoolT (+) Wa·PoolS), broadcasting the two small tensors without a full-size map."""
-        if self.dims == 3:
-            return (embedded + att_t).add_(att_s)  # in place on a fresh tensor autograd does not keep
-        e = embedded.view(-1, self.num_segments, *embedded.shape[1:])
-        total = (e + att_t.unsqueeze(1)).add_(att_s.view(-1, self.num_segments, *att_s.shape[1:]))
-        return total.flatten(0, 1)
+    def _attend(self, j: int, y: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wa_j·PoolT(Y_j) and Wa_j·PoolS(Y_j) (eq. 7) as 5D maps: time dim 1, and spatial dims 1 x 1.
+
+        By linearity Wa runs on the two small pooled tensors, never on the full-size P(Y_j)."""
+        weight = self.attend[j].weight.flatten(1)  # (Cin, c): a 1x1 conv is a linear map over channels
+        if self.dims == 2:  # y: (N*T, c, h, w)
+            pooled_t = self._pool(self._as_5d(y), dims=(1,), keepdim=True)          # (N, 1, c, h, w)
+            a_t = _channel_linear(pooled_t, weight, channel_dim=2)                    # (N, 1, Cin, h, w)
+            a_s = F.linear(self._pool_space(y, out_hw), weight)                     # (N*T, Cin)
+            return a_t, a_s.view(-1, self.num_segments, a_s.shape[1], 1, 1)
+        pooled_t = self._pool(y, dims=(2,), keepdim=True)                            # (N, c, 1, h, w)
+        a_t = _channel_linear(pooled_t, weight, channel_dim=1)                        # (N, Cin, 1, h, w)
+        a_s = F.linear(self._pool_space(y, out_hw).transpose(1, 2), weight)         # (N, T, Cin)
+        return a_t, a_s.transpose(1, 2)[..., None, None]
+
+    def _pool(self, y: torch.Tensor, dims: tuple[int, ...], keepdim: bool = False) -> torch.Tensor:
+        return y.mean(dims, keepdim=keepdim) if self.pool == "mean" else y.amax(dims, keepdim=keepdim)
+
+    def _pool_space(self, y: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+        """PoolS over the spatial grid of Y upsampled (nearest) to `out_hw`, without upsampling it."""
+        if self.pool == "max" or (out_hw[0] % y.shape[-2] == 0 and out_hw[1] % y.shape[-1] == 0):
+            # max ignores duplicates; an integer factor repeats every pixel equally often, so the mean is too
+            return self._pool(y, dims=(-2, -1))
+        # Mean over a nearest-upsampled map = mean weighted by how often each source pixel is repeated.
+        rows = _nearest_repeat_counts(y.shape[-2], out_hw[0], y.device, y.dtype)
+        cols = _nearest_repeat_counts(y.shape[-1], out_hw[1], y.device, y.dtype)
+        return torch.einsum("...hw,h,w->...", y, rows, cols) / (out_hw[0] * out_hw[1])
 
     def extra_repr(self) -> str:
         return f"num_steps={self.num_steps}, pool={self.pool!r}, split={self.split}, dims={self.dims}"
-
-
-class _EvolveState(torch.autograd.Function):
-    """z = ReLU(ReLU(inner) + fusion), keeping for backward only z (which the next conv keeps anyway) and a
-    1-byte mask of inner > 0, instead of autograd's float copy of the inner ReLU's output."""
-
-    @staticmethod
-    def forward(ctx, inner: torch.Tensor, fusion: torch.Tensor) -> torch.Tensor:
-        inner_off = inner <= 0
-        z = torch.relu(inner.clamp_(min=0).add_(fusion))  # inner is a fresh temporary: reuse its memory
-        ctx.save_for_backward(inner_off, z)
-        return z
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        inner_off, z = ctx.saved_tensors
-        grad_fusion = torch.ops.aten.threshold_backward(grad, z, 0)  # the outer ReLU's backward, one kernel
-        return grad_fusion.masked_fill(inner_off, 0), grad_fusion
-
-
-def evolve_state(inner: torch.Tensor, fusion: torch.Tensor, training: bool) -> torch.Tensor:
-    """The outer part of eq. 5; a memory-lean autograd Function in training, plain ops otherwise (export)."""
-    if training and torch.is_grad_enabled() and (inner.requires_grad or fusion.requires_grad):
-        return _EvolveState.apply(inner, fusion)
-    return F.relu(F.relu(inner) + fusion)
 
 
 @contextmanager
@@ -277,6 +246,11 @@ def _recomputing(layer: nn.Module):
                 m.num_batches_tracked.copy_(count)
                 m.running_mean.copy_(mean)
                 m.running_var.copy_(var)
+
+
+def _channel_linear(t: torch.Tensor, weight: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """A 1x1 conv on a small map as one matrix product (cheaper than a conv call at these sizes)."""
+    return F.linear(t.movedim(channel_dim, -1), weight).movedim(-1, channel_dim)
 
 
 _COUNT_CACHE: dict[tuple, torch.Tensor] = {}

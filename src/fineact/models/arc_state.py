@@ -1,0 +1,85 @@
+"""The state update of ARC's eq. 5 as one autograd step that touches memory as little as eager PyTorch allows.
+
+    Z_i = ReLU( ReLU( E + up(A_t) + A_s ) + up(F) )        E = X + We·X,  A = sum_j Wa_j·P(Y_j),  F = sum_j Wf_j·Y_j
+
+Every tensor here is 5D with the two spatial dims last: a 2D layer's (N*T, C, H, W) maps are viewed as
+(N, T, C, H, W), a 3D layer's are (N, C, T, H, W) already. A_t (the temporal pooling's attention) has a
+time dim of 1, A_s (the spatial pooling's) has 1 x 1 spatial dims: both broadcast against E. A_t and F may
+also be at a lower resolution than E (a stride-2 layer's Y_j is smaller than its input X); `up` is nearest
+upsampling, applied here once per step to the running sums rather than to every Y_j.
+
+Why a hand-written autograd Function: on a CPU these maps are memory-bound, and written as separate autograd
+ops the update costs about a dozen passes over memory, as many fresh allocations and autograd nodes per step.
+Here the forward allocates one full-size map (Z, built in place) and a 1-byte mask, and keeps only those two;
+backward is one threshold kernel, one multiply and the reductions that the small A_t, A_s and F need.
+(Broadcasting a low-resolution map over a (h, 2, w, 2) view instead of upsampling it looks cheaper but is
+several times slower: the innermost loop is then 2 elements long and does not vectorise.)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def upsample_nearest(t: torch.Tensor, full_hw) -> torch.Tensor:
+    """Nearest upsampling of the last two dims of a 5D tensor (PyTorch's index rule); 1 x 1 maps broadcast."""
+    full_hw = tuple(full_hw)
+    if tuple(t.shape[-2:]) in (full_hw, (1, 1)):
+        return t
+    return F.interpolate(t.flatten(0, 1), size=full_hw, mode="nearest").view(*t.shape[:-2], *full_hw)
+
+
+def _upsample_backward(grad: torch.Tensor, low_shape: torch.Size) -> torch.Tensor:
+    """The gradient of `upsample_nearest` from `low_shape` (same leading dims as grad) to grad's size."""
+    if tuple(low_shape[-2:]) == tuple(grad.shape[-2:]):
+        return grad
+    flat = grad.flatten(0, 1)
+    low = torch.ops.aten.upsample_nearest2d_backward(flat, list(flat.shape[-2:]),
+                                                     [flat.shape[0], flat.shape[1], *low_shape[-2:]])
+    return low.view(low_shape)
+
+
+class _StateUpdate(torch.autograd.Function):
+    """Z = ReLU(ReLU(E + up(A_t) + A_s) + up(F)); keeps Z (the next part's conv keeps it anyway) and a mask.
+
+    The mask of E + up(A_t) + A_s > 0 is a cast of the inner ReLU's output to bool and is applied by
+    multiplying with its uint8 view: on a CPU a comparison producing bool, `masked_fill` and `where` are
+    several times slower than these.
+    """
+
+    @staticmethod
+    def forward(ctx, embedded, att_t, att_s, fusion):
+        full_hw = embedded.shape[-2:]
+        z = torch.add(embedded, upsample_nearest(att_t, full_hw))  # the only full-size allocation
+        z.add_(att_s).clamp_(min=0)
+        inner_on = z.bool()
+        z.add_(upsample_nearest(fusion, full_hw)).relu_()
+        ctx.save_for_backward(inner_on, z)
+        ctx.shapes = att_t.shape, att_s.shape, fusion.shape
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        inner_on, z = ctx.saved_tensors
+        t_shape, s_shape, f_shape = ctx.shapes
+        grad_outer = torch.ops.aten.threshold_backward(grad, z, 0)  # the outer ReLU, one kernel
+        grad_fusion = _upsample_backward(grad_outer, f_shape) if ctx.needs_input_grad[3] else None
+        mask = inner_on.view(torch.uint8)  # the inner ReLU; in place unless grad_fusion is grad_outer itself
+        grad_inner = grad_outer * mask if grad_fusion is grad_outer else grad_outer.mul_(mask)
+        grad_t = grad_s = None
+        if ctx.needs_input_grad[1]:
+            grad_t = _upsample_backward(grad_inner.sum_to_size(*t_shape[:-2], *grad.shape[-2:]), t_shape)
+        if ctx.needs_input_grad[2]:
+            grad_s = grad_inner.sum_to_size(s_shape)
+        return grad_inner, grad_t, grad_s, grad_fusion
+
+
+def update_state(embedded: torch.Tensor, att_t: torch.Tensor, att_s: torch.Tensor, fusion: torch.Tensor,
+                 fused: bool) -> torch.Tensor:
+    """Eq. 5 on 5D maps; `fused` picks the lean Function (training), else plain ops (eval, ONNX export)."""
+    if fused and torch.is_grad_enabled():
+        return _StateUpdate.apply(embedded, att_t, att_s, fusion)
+    full_hw = embedded.shape[-2:]
+    inner = embedded + upsample_nearest(att_t, full_hw) + att_s
+    return F.relu(F.relu(inner) + upsample_nearest(fusion, full_hw))

@@ -1,0 +1,71 @@
+"""The fused eq.-5 state update: same values and gradients as plain autograd, less kept for backward."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fineact.models.arc_state import update_state, upsample_nearest
+
+# (E shape, A_t shape, A_s shape, F shape): 2D layout (N, T, C, H, W) and 3D layout (N, C, T, H, W)
+CASES = {
+    "2d same resolution": ((2, 3, 4, 6, 6), (2, 1, 4, 6, 6), (2, 3, 4, 1, 1), (2, 3, 4, 6, 6)),
+    "2d stride 2": ((2, 3, 4, 6, 8), (2, 1, 4, 3, 4), (2, 3, 4, 1, 1), (2, 3, 4, 3, 4)),
+    "3d stride 2": ((2, 4, 3, 8, 6), (2, 4, 1, 4, 3), (2, 4, 3, 1, 1), (2, 4, 3, 4, 3)),
+    "3d same resolution": ((1, 4, 2, 5, 5), (1, 4, 1, 5, 5), (1, 4, 2, 1, 1), (1, 4, 2, 5, 5)),
+    "2d odd size (7 from 4)": ((1, 2, 3, 7, 7), (1, 1, 3, 4, 4), (1, 2, 3, 1, 1), (1, 2, 3, 4, 4)),
+}
+
+
+def reference(embedded, att_t, att_s, fusion):
+    """Eq. 5 written with F.interpolate and broadcasting."""
+    full = embedded.shape[-2:]
+
+    def up(t):
+        return F.interpolate(t.flatten(0, 1), size=full, mode="nearest").view(*t.shape[:-2], *full)
+
+    return torch.relu(torch.relu(embedded + up(att_t) + att_s) + up(fusion))
+
+
+def leaves(shapes, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=generator, dtype=torch.float64).requires_grad_() for s in shapes]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("fused", [True, False])
+def test_update_matches_the_equation_with_gradients(case, fused):
+    inputs = leaves(CASES[case])
+    out = update_state(*inputs, fused=fused)
+    weights = torch.randn(out.shape, dtype=torch.float64)
+    grads = torch.autograd.grad((out * weights).sum(), inputs)
+    ref_inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    ref = reference(*ref_inputs)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), ref_inputs)
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-12)
+    for got, want in zip(grads, ref_grads):
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12)
+
+
+def test_fused_update_passes_gradcheck():
+    inputs = leaves(CASES["2d stride 2"], seed=3)
+    assert torch.autograd.gradcheck(lambda *t: update_state(*t, fused=True), inputs)
+
+
+def test_fused_update_keeps_a_byte_mask_instead_of_float_copies():
+    inputs = [t.detach().float().requires_grad_() for t in leaves(CASES["2d same resolution"])]
+    kept = {}
+    for fused in (True, False):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            z = update_state(*inputs, fused=fused)
+        kept[fused] = sum(t.numel() * t.element_size() for t in saved if t.is_floating_point() and t is not z)
+        if fused:
+            assert any(t.dtype == torch.bool for t in saved)
+    assert kept[True] < kept[False]
+
+
+def test_upsampling_follows_pytorch_nearest():
+    t = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 1, 4, 4)
+    expected = F.interpolate(t.flatten(0, 1), size=(7, 7), mode="nearest").view(2, 3, 1, 7, 7)
+    assert torch.equal(upsample_nearest(t, (7, 7)), expected)
