@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# results/ next to the scripts; FINEACT_BENCHMARK_RESULTS redirects it (the smoke tests write to a temp dir)
+RESULTS = Path(os.environ.get("FINEACT_BENCHMARK_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine_info() -> dict:

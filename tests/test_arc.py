@@ -112,6 +112,32 @@ def test_3d_layer_equals_the_equations_evaluated_from_scratch(pool, stride, size
         assert (layer(x) - arc_reference(layer, x)).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("dims, stride, size", [(2, 1, 8), (2, 2, 8), (2, 2, 7), (3, 2, 7)])
+def test_training_mode_output_and_gradients_equal_the_equations(dims, stride, size):
+    """Training runs the fused state update (arc_state.py); its gradients must be autograd's of the equations."""
+    torch.manual_seed(9)
+    if dims == 2:
+        conv = torch.nn.Conv2d(12, 10, 3, stride=stride, padding=1, bias=False)
+        layer = ARCConv.from_conv(conv, torch.nn.BatchNorm2d(10), True, num_steps=4, num_segments=3)
+        x = torch.rand(2 * 3, 12, size, size)
+    else:
+        conv = torch.nn.Conv3d(12, 10, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False)
+        layer = ARCConv.from_conv(conv, torch.nn.BatchNorm3d(10), True, num_steps=3)
+        x = torch.rand(2, 12, 3, size, size)
+    layer = _random_arc_maps(layer).double().train()
+    reference_layer = copy.deepcopy(layer)
+    x = x.double().requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    weights = torch.randn_like(layer(x.detach()))
+    out, out_ref = layer(x), arc_reference(reference_layer, x_ref)
+    (out * weights).sum().backward()
+    (out_ref * weights).sum().backward()
+    assert torch.allclose(out, out_ref, atol=1e-10)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-10)
+    for (name, p), p_ref in zip(layer.named_parameters(), reference_layer.parameters()):
+        assert torch.allclose(p.grad, p_ref.grad, atol=1e-10), name
+
+
 def test_recursion_changes_the_output_once_maps_are_nonzero():
     torch.manual_seed(3)
     layer = ARCConv(8, 8, 3, padding=1, num_steps=4, num_segments=2).eval()
@@ -201,6 +227,20 @@ def test_3d_memory_bounded_and_channels_last_match_plain():
     fast = copy.deepcopy(plain).to(memory_format=torch.channels_last_3d)
     out_c, grads_c, _ = _train_step(fast, clip.contiguous(memory_format=torch.channels_last_3d))
     assert torch.allclose(out_a, out_c, atol=1e-5)
+    assert all(torch.allclose(grads_a[k], grads_c[k], atol=1e-4) for k in grads_a)
+
+
+def test_2d_channels_last_training_matches_plain():
+    torch.manual_seed(8)
+    plain = build_model("arc_tsm_r18", num_classes=5, num_segments=2, dropout=0.0).train()
+    for _, layer in arc_layers(plain):
+        _random_arc_maps(layer, 0.05)
+    clip = torch.randn(2, 3, 2, 48, 48)  # layer4's 3 -> 2 maps: a non-integer upsampling factor too
+    out_a, grads_a, _ = _train_step(plain, clip)
+    out_c, grads_c, _ = _train_step(copy.deepcopy(plain).to(memory_format=torch.channels_last), clip)
+    assert torch.allclose(out_a, out_c, atol=1e-5)
+    assert grads_a.keys() == grads_c.keys()
+    assert all(torch.allclose(grads_a[k], grads_c[k], atol=1e-4) for k in grads_a)
 
 
 def test_2d_channels_last_matches_plain():

@@ -1,0 +1,50 @@
+"""Smoke runs of the benchmark scripts at toy sizes: they run, print a table and write the JSON they promise.
+
+The figures themselves come from full-size runs (README, benchmarks/results/); here only their shape is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(script: str, args: list[str], results: Path) -> dict:
+    env = {**os.environ, "FINEACT_BENCHMARK_RESULTS": str(results)}
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    name = args[args.index("--name") + 1]
+    payload = json.loads((results / f"{name}.json").read_text())
+    assert payload["machine"]["torch"] and payload["command"].endswith(" ".join(args))
+    return payload | {"stdout": done.stdout}
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_reports_every_model_and_variant(tmp_path):
+    args = ["--device", "cpu", "--models", "tsm_r18", "arc_tsm_r18", "--variants", "fp32", "bf16",
+            "--frames", "2", "--size", "32", "--batch", "1", "--repeats", "1", "--name", "smoke"]
+    payload = run_script("train_step.py", args, tmp_path)
+    got = {(r["variant"], r["model"]) for r in payload["results"]}
+    assert got == {(v, m) for v in ("fp32", "bf16") for m in ("tsm_r18", "arc_tsm_r18")}
+    assert all(r["clips_per_second"] > 0 for r in payload["results"])
+    assert "clips/s" in payload["stdout"]
+
+
+@pytest.mark.slow
+def test_arc_overhead_benchmark_reports_plain_and_bounded(tmp_path):
+    args = ["--steps", "2", "--modes", "plain", "bounded", "--frames", "2", "--size", "32", "--batch", "1",
+            "--repeats", "1", "--name", "smoke"]
+    payload = run_script("arc_overhead.py", args, tmp_path)
+    models = [r["model"] for r in payload["results"]]
+    assert models == ["tsm_r18", "arc_tsm_r18 n=2", "arc_tsm_r18 n=2 bounded"]
+    base = payload["results"][0]
+    assert base["time_ratio"] == 1.0 and base["memory_ratio"] == 1.0
+    assert all(r["peak_memory_bytes"] > 0 for r in payload["results"])
