@@ -196,8 +196,7 @@ class ARCConv(nn.Module):
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """X + We·X as a single 1x1 conv with weight I + We: one pass over X instead of a conv and an add."""
         weight = self.embed.weight
-        identity = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device).view_as(weight)
-        return self.embed._conv_forward(x, weight + identity, None)
+        return self.embed._conv_forward(x, weight + _identity_like(weight), None)
 
     def _attend(self, j: int, y: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Wa_j·PoolT(Y_j) and Wa_j·PoolS(Y_j) (eq. 7) as 5D maps: time dim 1, and spatial dims 1 x 1.
@@ -251,6 +250,17 @@ def _recomputing(layer: nn.Module):
 def _channel_linear(t: torch.Tensor, weight: torch.Tensor, channel_dim: int) -> torch.Tensor:
     """A 1x1 conv on a small map as one matrix product (cheaper than a conv call at these sizes)."""
     return F.linear(t.movedim(channel_dim, -1), weight).movedim(-1, channel_dim)
+
+
+_IDENTITY_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def _identity_like(weight: torch.Tensor) -> torch.Tensor:
+    """The identity as a (C, C, 1, 1[, 1]) conv weight; cached (building it each forward showed in profiles)."""
+    key = (tuple(weight.shape), weight.dtype, weight.device)
+    if key not in _IDENTITY_CACHE:
+        _IDENTITY_CACHE[key] = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device).view_as(weight)
+    return _IDENTITY_CACHE[key]
 
 
 _COUNT_CACHE: dict[tuple, torch.Tensor] = {}

@@ -43,8 +43,8 @@ def _upsample_backward(grad: torch.Tensor, low_shape: torch.Size) -> torch.Tenso
 class _StateUpdate(torch.autograd.Function):
     """Z = ReLU(ReLU(E + up(A_t) + A_s) + up(F)); keeps Z (the next part's conv keeps it anyway) and a mask.
 
-    The mask of E + up(A_t) + A_s > 0 is a cast of the inner ReLU's output to bool and is applied by
-    multiplying with its uint8 view: on a CPU a comparison producing bool, `masked_fill` and `where` are
+    The mask of E + up(A_t) + A_s > 0 is a cast of the inner ReLU's output to bool and is applied by an
+    in-place multiply with its uint8 view: on a CPU a comparison producing bool, `masked_fill` and `where` are
     several times slower than these.
     """
 
@@ -65,8 +65,10 @@ class _StateUpdate(torch.autograd.Function):
         t_shape, s_shape, f_shape = ctx.shapes
         grad_outer = torch.ops.aten.threshold_backward(grad, z, 0)  # the outer ReLU, one kernel
         grad_fusion = _upsample_backward(grad_outer, f_shape) if ctx.needs_input_grad[3] else None
-        mask = inner_on.view(torch.uint8)  # the inner ReLU; in place unless grad_fusion is grad_outer itself
-        grad_inner = grad_outer * mask if grad_fusion is grad_outer else grad_outer.mul_(mask)
+        # The inner ReLU. In place (on a copy when grad_fusion is grad_outer itself): a float * uint8 product
+        # into a new tensor takes a slow mixed-dtype path, ten times slower than copy + in-place multiply.
+        grad_inner = grad_outer.clone() if grad_fusion is grad_outer else grad_outer
+        grad_inner.mul_(inner_on.view(torch.uint8))
         grad_t = grad_s = None
         if ctx.needs_input_grad[1]:
             grad_t = _upsample_backward(grad_inner.sum_to_size(*t_shape[:-2], *grad.shape[-2:]), t_shape)
