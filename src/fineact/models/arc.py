@@ -256,10 +256,17 @@ _IDENTITY_CACHE: dict[tuple, torch.Tensor] = {}
 
 
 def _identity_like(weight: torch.Tensor) -> torch.Tensor:
-    """The identity as a (C, C, 1, 1[, 1]) conv weight; cached (building it each forward showed in profiles)."""
+    """The identity as a (C, C, 1, 1[, 1]) conv weight.
+
+    Cached for real tensors: a fresh torch.eye per layer and step showed in CPU profiles (each new allocation
+    of that size faults its pages in). Not cached while tracing (fake tensors, torch.compile), where it is a
+    constant of the graph anyway. Not a buffer, so code that walks a model's buffers never sees it."""
+    make = lambda: torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device).view_as(weight)  # noqa: E731
+    if type(weight.detach()) is not torch.Tensor or torch.compiler.is_compiling():
+        return make()
     key = (tuple(weight.shape), weight.dtype, weight.device)
     if key not in _IDENTITY_CACHE:
-        _IDENTITY_CACHE[key] = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device).view_as(weight)
+        _IDENTITY_CACHE[key] = make()
     return _IDENTITY_CACHE[key]
 
 
