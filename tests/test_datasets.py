@@ -144,3 +144,11 @@ def test_sampler_follows_the_model_clip_specs():
     assert isinstance(multi, MultiPathwaySampler) and multi.window == 64
     with pytest.raises(ConfigError, match="twice_sample"):
         sampler_for(build_model("tsm_r18").clip_specs, num_clips=10)
+
+
+def test_loader_settings_come_from_the_config(tiny_gym, tmp_path):
+    cfg = tiny_experiment(tiny_gym, tmp_path / "r", data={"num_workers": 1, "prefetch_factor": 5,
+                                                          "persistent_workers": False})
+    datamodule, _ = _datamodule(load_config(base=cfg))
+    loader = datamodule.train_dataloader()
+    assert (loader.num_workers, loader.prefetch_factor, loader.persistent_workers) == (1, 5, False)

@@ -156,3 +156,5 @@ def test_config_errors_from_the_command_line(tiny_gym, tmp_path, capsys):
     assert "optim.lr: expected a positive learning rate, found -1.0" in capsys.readouterr().err
     assert main(["train", str(path), "level=elemnt"]) == 2
     assert "choose one of" in capsys.readouterr().err
+    assert main(["train", str(path), "data.prefetch_factor=0"]) == 2
+    assert "data.prefetch_factor: expected a value >= 1, found 0" in capsys.readouterr().err

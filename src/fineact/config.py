@@ -66,6 +66,7 @@ class DataConfig:
     num_workers: int = 2
     pin_memory: bool = True
     persistent_workers: bool = True
+    prefetch_factor: int = 2              # batches each worker prepares ahead (raise it when a GPU waits for data)
     max_bad_fraction: float = 0.01        # fail when more than this share of videos cannot be read
 
 
@@ -280,6 +281,7 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
     need(cfg.trainer.max_epochs > 0, "trainer.max_epochs", "a positive number of epochs", cfg.trainer.max_epochs)
     need(cfg.data.batch_size > 0, "data.batch_size", "a positive batch size", cfg.data.batch_size)
     need(cfg.data.num_workers >= 0, "data.num_workers", "a value >= 0", cfg.data.num_workers)
+    need(cfg.data.prefetch_factor >= 1, "data.prefetch_factor", "a value >= 1", cfg.data.prefetch_factor)
     need(0 <= cfg.data.max_bad_fraction <= 1, "data.max_bad_fraction", "a share in [0, 1]",
          cfg.data.max_bad_fraction)
     need(cfg.data.test_crops in (1, 3, 10), "data.test_crops", "1, 3 or 10", cfg.data.test_crops)

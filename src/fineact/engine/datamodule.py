@@ -78,6 +78,7 @@ class VideoDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=data.batch_size, sampler=sampler, num_workers=workers,
                           pin_memory=data.pin_memory and torch.cuda.is_available(),
                           persistent_workers=data.persistent_workers and workers > 0, drop_last=False,
+                          prefetch_factor=data.prefetch_factor if workers > 0 else None,
                           multiprocessing_context="fork" if workers > 0 and _fork_ok() else None)
 
     def train_dataloader(self) -> DataLoader:
