@@ -48,3 +48,12 @@ def test_arc_overhead_benchmark_reports_plain_and_bounded(tmp_path):
     base = payload["results"][0]
     assert base["time_ratio"] == 1.0 and base["memory_ratio"] == 1.0
     assert all(r["peak_memory_bytes"] > 0 for r in payload["results"])
+
+
+@pytest.mark.slow
+def test_arc_breakdown_benchmark_times_every_case(tmp_path):
+    args = ["--steps", "2", "--frames", "2", "--size", "32", "--batch", "1", "--repeats", "1", "--name", "smoke"]
+    payload = run_script("arc_breakdown.py", args, tmp_path)
+    assert [r["case"] for r in payload["results"]] == ["tsm_r18", "arc", "free state update",
+                                                       "free state update + Wa"]
+    assert all(r["seconds"] > 0 for r in payload["results"])
