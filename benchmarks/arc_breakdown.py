@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_median_times, print_table, write_results  # noqa: E402
+from common import (add_host_memory_option, apply_host_memory, interleaved_median_times,  # noqa: E402
+                    print_table, write_results)
 
 import fineact.models.arc as arc  # noqa: E402
 from fineact.models import build_model  # noqa: E402
@@ -60,7 +61,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--name", default="arc_breakdown", help="results/<name>.json")
+    add_host_memory_option(parser)
     args = parser.parse_args()
+    args.host_memory_reused = apply_host_memory(args.host_memory)
 
     torch.manual_seed(0)
     clip = torch.randn(args.batch, 3, args.frames, args.size, args.size)

@@ -8,6 +8,8 @@ Memory: the peak of allocated memory during one forward+backward step: on CUDA t
 on CPU the maximum of PyTorch's profiler memory timeline (every tensor allocation and free, all categories:
 parameters, gradients, activations, temporaries). Also reported: the bytes autograd keeps for backward (saved
 tensors, each storage once), the part that the paper's appendix C.3 says grows linearly with n.
+Host memory is set up as `fineact train` does (glibc keeps freed memory, engine/host_memory.py);
+`--host-memory release` measures with the C library's defaults instead.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import argparse
 
 import torch
 
-from common import interleaved_median_times, print_table, write_results
+from common import (add_host_memory_option, apply_host_memory, interleaved_median_times,
+                    print_table, write_results)
 from fineact.models import build_model
 from fineact.models.arc import set_memory_bounded
 
@@ -87,7 +90,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--name", default="arc_overhead", help="results/<name>.json")
+    add_host_memory_option(parser)
     args = parser.parse_args()
+    args.host_memory_reused = apply_host_memory(args.host_memory)
 
     torch.manual_seed(0)
     clip = torch.randn(args.batch, 3, args.frames, args.size, args.size, device=args.device)

@@ -40,6 +40,21 @@ def interleaved_median_times(cases: dict[str, Callable[[], None]], repeats: int,
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def add_host_memory_option(parser) -> None:
+    parser.add_argument("--host-memory", choices=["reuse", "release"], default="reuse",
+                        help="reuse: glibc keeps freed memory as `fineact train` makes it do (trainer."
+                             "reuse_host_memory); release: the C library's defaults")
+
+
+def apply_host_memory(choice: str) -> bool:
+    """Set up host memory as `fineact train` does (or leave the defaults); True if reuse is in effect."""
+    if choice != "reuse":
+        return False
+    from fineact.engine.host_memory import reuse_freed_memory
+
+    return reuse_freed_memory()
+
+
 def write_results(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"command": " ".join([Path(sys.executable).name] + sys.argv), "machine": machine_info(), **payload}

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_median_times, print_table, write_results  # noqa: E402
+from common import (add_host_memory_option, apply_host_memory, interleaved_median_times,  # noqa: E402
+                    print_table, write_results)
 
 from fineact.models import build_model  # noqa: E402
 
@@ -77,7 +78,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--name", default="train_step", help="results/<name>.json")
+    add_host_memory_option(parser)
     args = parser.parse_args()
+    args.host_memory_reused = apply_host_memory(args.host_memory)
 
     device = torch.device(args.device)
     if device.type == "cuda":

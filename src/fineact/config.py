@@ -119,6 +119,8 @@ class TrainerConfig:
     tensorboard: bool = False
     channels_last: bool = False           # channels_last(_3d) memory format for the model (faster convs on GPU)
     compile: bool = False                 # torch.compile the model (nn.Module.compile: keys stay the same)
+    reuse_host_memory: bool = True        # glibc keeps freed host memory for reuse (faster CPU steps; see
+                                          # engine/host_memory.py)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig
 
 from fineact.engine.checkpoint_io import AtomicCheckpointIO
+from fineact.engine.host_memory import reuse_freed_memory
 
 
 def checkpoint_callbacks(output_dir: Path, validate: bool = True) -> list[ModelCheckpoint]:
@@ -38,6 +39,8 @@ def build_trainer(cfg: DictConfig, output_dir: str | Path, validate: bool = True
                   **overrides) -> L.Trainer:
     output_dir = Path(output_dir)
     t = cfg.trainer
+    if t.reuse_host_memory:
+        reuse_freed_memory()
     callbacks = [*checkpoint_callbacks(output_dir, validate), LearningRateMonitor(logging_interval="step"),
                  *extra_callbacks]
     if t.progress_bar:
