@@ -1,5 +1,7 @@
 """Datasets, keyed samplers, the unreadable-video policy and `fineact check-data`."""
 
+import gc
+import os
 import shutil
 from pathlib import Path
 
@@ -152,3 +154,44 @@ def test_loader_settings_come_from_the_config(tiny_gym, tmp_path):
     datamodule, _ = _datamodule(load_config(base=cfg))
     loader = datamodule.train_dataloader()
     assert (loader.num_workers, loader.prefetch_factor, loader.persistent_workers) == (1, 5, False)
+
+
+class _Finalised:
+    """Records in which process it is freed; kept in a reference cycle, so only the collector frees it."""
+
+    def __init__(self, log):
+        self.log, self.me = log, self
+
+    def __del__(self):
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+
+class _CollectingDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        gc.collect()  # what any allocation-heavy worker does sooner or later
+        return torch.zeros(1)
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_loader_frees_the_parents_garbage_in_the_parent_not_in_workers(tmp_path):
+    from fineact.engine.datamodule import ForkSafeDataLoader
+
+    log = tmp_path / "freed.txt"
+    for loader_class in (DataLoader, ForkSafeDataLoader):
+        log.write_text("")
+        gc.disable()  # no automatic collection: only the explicit ones decide where the garbage is freed
+        try:
+            _Finalised(log)  # garbage in a cycle, as decoded frames held by an abandoned generator were
+            list(loader_class(_CollectingDataset(), num_workers=1, multiprocessing_context="fork"))
+        finally:
+            gc.enable()
+        gc.collect()
+        pids = {int(line) for line in log.read_text().split()}
+        if loader_class is ForkSafeDataLoader:
+            assert pids == {os.getpid()}   # freed once, here
+        else:
+            assert len(pids) == 2          # the plain loader: freed in the parent and again in the worker

@@ -359,3 +359,34 @@ def test_seek_landing_after_target_is_retried_then_abandoned(videos, monkeypatch
     assert stats.seeks >= 2 or mode == "sequential"  # "seek": the late landing was retried further back
     for i in indices:
         np.testing.assert_array_equal(frames[i], truth[i])
+
+
+def _decoded_frames_alive() -> int:
+    import gc
+
+    import av
+    return sum(type(o) is av.VideoFrame for o in gc.get_objects())  # type(): no attribute lookups
+
+
+@pytest.mark.parametrize("name", ["mp4", "mp4_long_gop", "mkv_offset", "ts", "mp4_vfr"])
+def test_no_decoded_frame_outlives_a_read_without_the_garbage_collector(videos, name, tmp_path, faststart_bytes):
+    """Decoded frames are freed when a read returns or fails, not left in reference cycles for the collector:
+    a frame collected in a forked DataLoader worker joins FFmpeg threads that exist only in the parent (crash)."""
+    import gc
+
+    path, _ = videos[name]
+    data, data_start = faststart_bytes
+    corrupt = tmp_path / "zeroed.mp4"
+    corrupt.write_bytes(data[:data_start] + bytes(len(data) - data_start))
+    gc.collect()
+    gc.disable()
+    try:
+        read_frames(path, [0, 5, 60, 100, 119])  # sparse: seeks where the container allows
+        read_frames(path, list(range(30, 40)))
+        with pytest.raises(VideoError):
+            read_frames(path, [3, 130])       # past the end
+        with pytest.raises(VideoError):
+            read_frames(corrupt, [10])         # decoding fails
+        assert _decoded_frames_alive() == 0
+    finally:
+        gc.enable()

@@ -425,6 +425,15 @@ class _SeekingReader:
         self.run: Iterator = self._numbered(after_seek=False)
 
     def read(self) -> dict[int, np.ndarray]:
+        try:
+            return self._read()
+        finally:
+            # A suspended decoding run refers back to this reader, a cycle that only the garbage collector frees,
+            # and holds its last decoded frame. Close it now: a frame left for the collector may be freed in a
+            # forked DataLoader worker, where freeing it joins the parent's FFmpeg threads and crashes.
+            self.run.close()
+
+    def _read(self) -> dict[int, np.ndarray]:
         # Decode frame 0 first: it defines the clock and the keyframe numbers that the seek decisions need.
         first = next(self.run, None)
         if first is None:
@@ -452,6 +461,7 @@ class _SeekingReader:
 
     def _seek_before(self, target: int) -> None:
         """Seek so that the next run starts at a keyframe at or before ``target``."""
+        self.run.close()  # the run before the seek is done with (see read)
         for back_off in (0, 32):  # a demuxer may land one GOP late (dts vs pts); one retry further back
             self.container.seek(self.clock.pts(max(0, target - back_off)), stream=self.stream, backward=True)
             self.stats.seeks += 1
@@ -460,6 +470,7 @@ class _SeekingReader:
             if first is not None and first[0] <= target:
                 self.run = _prepend(first, run)
                 return
+            run.close()
         raise _UnreliableTimestamps(f"seeking cannot reach frame {target}")
 
     # -- decoding runs ----------------------------------------------------------------------------------

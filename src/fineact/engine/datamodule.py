@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 
 import lightning as L
 import torch
@@ -14,6 +15,21 @@ from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDat
 from fineact.data.transforms import build_test_transform, build_train_transform
 from fineact.errors import ConfigError, FineactError
 from fineact.labels import LabelLevels
+
+
+class ForkSafeDataLoader(DataLoader):
+    """A DataLoader that collects garbage before it starts worker processes.
+
+    Objects in reference cycles are freed whenever the collector runs; in a forked worker that means freeing
+    copies of the parent's objects, e.g. decoded video frames whose FFmpeg threads exist only in the parent, and
+    freeing those joins threads that are not there (a segfault mid-epoch). Collecting in the parent first leaves
+    the workers nothing of the kind to free.
+    """
+
+    def __iter__(self):
+        if self.num_workers > 0:
+            gc.collect()
+        return super().__iter__()
 
 
 def read_split(cfg: DictConfig, levels: LabelLevels, split: str) -> list[Sample]:
@@ -75,11 +91,11 @@ class VideoDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = KeyedSampler(len(dataset), shuffle=shuffle, seed=self.cfg.seed, rank=rank, world_size=world)
         workers = data.num_workers
-        return DataLoader(dataset, batch_size=data.batch_size, sampler=sampler, num_workers=workers,
-                          pin_memory=data.pin_memory and torch.cuda.is_available(),
-                          persistent_workers=data.persistent_workers and workers > 0, drop_last=False,
-                          prefetch_factor=data.prefetch_factor if workers > 0 else None,
-                          multiprocessing_context="fork" if workers > 0 and _fork_ok() else None)
+        return ForkSafeDataLoader(dataset, batch_size=data.batch_size, sampler=sampler, num_workers=workers,
+                                  pin_memory=data.pin_memory and torch.cuda.is_available(),
+                                  persistent_workers=data.persistent_workers and workers > 0, drop_last=False,
+                                  prefetch_factor=data.prefetch_factor if workers > 0 else None,
+                                  multiprocessing_context="fork" if workers > 0 and _fork_ok() else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
