@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (add_host_memory_option, apply_host_memory, interleaved_median_times,  # noqa: E402
                     print_table, write_results)
 
+from fineact.engine.module import to_channels_last  # noqa: E402
 from fineact.models import build_model  # noqa: E402
 
 VARIANTS = {  # name: (bf16 autocast, channels_last, compile)
@@ -95,26 +96,24 @@ def main() -> None:
         for name in args.models:
             model = build(name, args.frames).to(device).train()
             clip = base_clip
-            if channels_last:
-                is_3d = any(isinstance(m, torch.nn.Conv3d) for m in model.modules())
-                model.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)
+            if channels_last:  # as trainer.channels_last does
+                to_channels_last(model)
                 clip = base_clip.contiguous(memory_format=torch.channels_last_3d)
             if compiled:
                 model.compile()
             steps[name] = make_step(model, clip, labels, bf16)
             peaks[name] = peak_bytes(steps[name], device)  # also the first (compiling) call
         times = interleaved_median_times(steps, args.repeats)
-        tsm = times.get("tsm_r50") or next(iter(times.values()))
+        baseline = "tsm_r50" if "tsm_r50" in times else args.models[0]
         for name in args.models:
             record = {"variant": variant, "model": name, "seconds_per_step": times[name],
                       "clips_per_second": args.batch / times[name], "peak_memory_bytes": peaks[name],
-                      "time_ratio_to_tsm_r50": times[name] / tsm}
+                      "baseline": baseline, "time_ratio": times[name] / times[baseline]}
             records.append(record)
             peak = "-" if peaks[name] is None else f"{peaks[name] / 2**30:.2f}"
-            rows.append([variant, name, times[name] * 1000, record["clips_per_second"], peak,
-                         record["time_ratio_to_tsm_r50"]])
+            rows.append([variant, name, times[name] * 1000, record["clips_per_second"], peak, record["time_ratio"]])
     print(f"training step, batch {args.batch}, {args.frames} x {args.size} x {args.size}, device {device}")
-    print_table(["variant", "model", "ms/step", "clips/s", "peak GiB", "time / tsm_r50"], rows)
+    print_table(["variant", "model", "ms/step", "clips/s", "peak GiB", f"time / {baseline}"], rows)
     path = write_results(args.name, {"settings": vars(args), "results": records})
     print(f"wrote {path}")
 

@@ -36,7 +36,14 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
     assert reused < released // 4     # kept for reuse: none once the heap has grown (at most 2 of 20 seen)
 
 
-def test_training_config_switches_it():
-    from fineact.config import TrainerConfig
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_trainer_config_switches_it(enabled, tiny_gym, tmp_path, monkeypatch):
+    from conftest import tiny_experiment
+    from fineact.config import load_config
+    from fineact.engine import trainer
 
-    assert TrainerConfig().reuse_host_memory is True
+    calls = []
+    monkeypatch.setattr(trainer, "reuse_freed_memory", lambda: calls.append(1) or True)
+    cfg = load_config(base=tiny_experiment(tiny_gym, tmp_path, trainer={"reuse_host_memory": enabled}))
+    trainer.build_trainer(cfg, tmp_path)
+    assert len(calls) == (1 if enabled else 0)

@@ -162,7 +162,7 @@ def write_demo_report(summary: dict, out: Path, predictor, samples) -> Path:
     lines = ["# fineact demo", "", "Two-stage hierarchical multi-task recipe on the embedded synthetic dataset "
              f"({summary['dataset']['num_train']} train / {summary['dataset']['num_val']} val clips).", "",
              "```", format_summary(summary), "```", "",
-             f"- [full report with confusion matrices and Grad-CAM](index.html)",
+             "- [full report with confusion matrices and Grad-CAM](index.html)",
              f"- ![training curves]({curves.name})", "- predictions on a few clips: `../predictions.json`",
              "- numbers: `../summary.json`"]
     (report_dir / "summary.md").write_text("\n".join(lines) + "\n")

@@ -53,8 +53,7 @@ class RecognitionModule(L.LightningModule):
     def configure_model(self) -> None:
         """GPU speed options from the config: channels_last memory format and torch.compile."""
         if self.cfg.trainer.channels_last:
-            is_3d = any(isinstance(m, torch.nn.Conv3d) for m in self.model.modules())
-            self.model.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)
+            to_channels_last(self.model)
         if self.cfg.trainer.compile and not getattr(self, "_compiled", False):
             self.model.compile()  # in place: state-dict keys stay the same
             self._compiled = True
@@ -222,3 +221,9 @@ class RecognitionModule(L.LightningModule):
             np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             version, state, gauss_next = states["python"]
             random.setstate((version, tuple(int(x) for x in state.tolist()), gauss_next))
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """channels_last memory format for a 2D model, channels_last_3d for one with 3D convs; in place."""
+    is_3d = any(isinstance(m, torch.nn.Conv3d) for m in model.modules())
+    return model.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)
