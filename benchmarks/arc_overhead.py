@@ -8,6 +8,7 @@ Memory: the peak of allocated memory during one forward+backward step: on CUDA t
 on CPU the maximum of PyTorch's profiler memory timeline (every tensor allocation and free, all categories:
 parameters, gradients, activations, temporaries). Also reported: the bytes autograd keeps for backward (saved
 tensors, each storage once), the part that the paper's appendix C.3 says grows linearly with n.
+Also: the time of an inference forward (eval mode, no autograd) and its ratio.
 Host memory is set up as `fineact train` does (glibc keeps freed memory, engine/host_memory.py);
 `--host-memory release` measures with the C library's defaults instead.
 """
@@ -28,6 +29,15 @@ def training_step(model, clip):
     def step():
         model.zero_grad(set_to_none=True)
         model(clip).sum().backward()
+    return step
+
+
+def inference_step(model, clip):
+    def step():
+        model.eval()
+        with torch.inference_mode():
+            model(clip)
+        model.train()
     return step
 
 
@@ -107,18 +117,21 @@ def main() -> None:
         for m in models.values():
             m.to(args.device).train()
         times = interleaved_median_times({k: training_step(m, clip) for k, m in models.items()}, args.repeats)
+        inference = interleaved_median_times({k: inference_step(m, clip) for k, m in models.items()}, args.repeats)
         memory = {k: peak_memory(m, clip) for k, m in models.items()}
         kept = {k: saved_tensor_bytes(m, clip) for k, m in models.items()}
         base = f"tsm_r{depth}"
         for name in models:
             record = {"model": name, "seconds": times[name], "peak_memory_bytes": memory[name],
                       "kept_for_backward_bytes": kept[name], "time_ratio": times[name] / times[base],
-                      "memory_ratio": memory[name] / memory[base]}
+                      "memory_ratio": memory[name] / memory[base], "inference_seconds": inference[name],
+                      "inference_time_ratio": inference[name] / inference[base]}
             records.append(record)
             rows.append([name, times[name] * 1000, memory[name] / 2**20, kept[name] / 2**20, record["time_ratio"],
-                         record["memory_ratio"]])
+                         record["memory_ratio"], inference[name] * 1000, record["inference_time_ratio"]])
     print(f"forward+backward, batch {args.batch}, {args.frames} x {args.size} x {args.size}, device {args.device}")
-    print_table(["model", "ms/step", "peak MiB", "kept MiB", "time ratio", "peak ratio"], rows)
+    print_table(["model", "ms/step", "peak MiB", "kept MiB", "time ratio", "peak ratio", "eval ms", "eval ratio"],
+                rows)
     path = write_results(args.name, {"settings": vars(args), "results": records})
     print(f"wrote {path}")
 

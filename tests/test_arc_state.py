@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fineact.models.arc_state import update_state, upsample_nearest
+from fineact.models.arc_state import _upsample_backward, update_state, upsample_nearest
 
 # (E shape, A_t shape, A_s shape, F shape): 2D layout (N, T, C, H, W) and 3D layout (N, C, T, H, W)
 CASES = {
@@ -47,6 +47,15 @@ def test_update_matches_the_equation_with_gradients(case, fused):
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_update_without_autograd_matches_the_equation(case):
+    """Inference builds Z in place (and upsamples by strided copies): the same values as eq. 5."""
+    inputs = [t.detach() for t in leaves(CASES[case], seed=1)]
+    with torch.inference_mode():
+        out = update_state(*inputs, fused=False)
+    assert torch.allclose(out, reference(*inputs), atol=1e-12)
+
+
 def test_fused_update_passes_gradcheck():
     inputs = leaves(CASES["2d stride 2"], seed=3)
     assert torch.autograd.gradcheck(lambda *t: update_state(*t, fused=True), inputs)
@@ -63,6 +72,21 @@ def test_fused_update_keeps_a_byte_mask_instead_of_float_copies():
         if fused:
             assert any(t.dtype == torch.bool for t in saved)
     assert kept[True] < kept[False]
+
+
+@pytest.mark.parametrize("low, full", [((4, 4), (7, 7)), ((3, 4), (6, 8)), ((3, 4), (9, 12)), ((5, 4), (5, 8)),
+                                       ((4, 4), (8, 8))])
+def test_upsampling_and_its_gradient_follow_pytorch_nearest(low, full):
+    """The strided-copy path (integer factors, no graph being recorded) and the slice sums of its gradient give
+    exactly what F.interpolate and its autograd give; non-integer factors fall back to F.interpolate."""
+    t = torch.randn(2, 3, 4, *low, dtype=torch.float64)
+    expected = F.interpolate(t.flatten(0, 1), size=full, mode="nearest").view(2, 3, 4, *full)
+    with torch.no_grad():
+        assert torch.equal(upsample_nearest(t, full), expected)
+    leaf = t.clone().requires_grad_()
+    grad = torch.randn(2, 3, 4, *full, dtype=torch.float64)
+    F.interpolate(leaf.flatten(0, 1), size=full, mode="nearest").view(2, 3, 4, *full).backward(grad)
+    assert torch.allclose(_upsample_backward(grad, t.shape), leaf.grad, atol=1e-12)
 
 
 def test_upsampling_follows_pytorch_nearest():

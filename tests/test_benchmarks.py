@@ -46,8 +46,9 @@ def test_arc_overhead_benchmark_reports_plain_and_bounded(tmp_path):
     models = [r["model"] for r in payload["results"]]
     assert models == ["tsm_r18", "arc_tsm_r18 n=2", "arc_tsm_r18 n=2 bounded"]
     base = payload["results"][0]
-    assert base["time_ratio"] == 1.0 and base["memory_ratio"] == 1.0
-    assert all(r["peak_memory_bytes"] > 0 for r in payload["results"])
+    assert base["time_ratio"] == 1.0 and base["memory_ratio"] == 1.0 and base["inference_time_ratio"] == 1.0
+    assert all(r["peak_memory_bytes"] > 0 and r["inference_seconds"] > 0 for r in payload["results"])
+    assert "eval ratio" in payload["stdout"]
 
 
 @pytest.mark.slow
