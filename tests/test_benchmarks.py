@@ -58,3 +58,12 @@ def test_arc_breakdown_benchmark_times_every_case(tmp_path):
     assert [r["case"] for r in payload["results"]] == ["tsm_r18", "arc", "free state update",
                                                        "free state update + Wa"]
     assert all(r["seconds"] > 0 for r in payload["results"])
+    convs = {(r["model"], r["role"]): r for r in payload["convolutions"]}
+    assert set(convs) == {("tsm_r18", "convs ARC decorates"), ("tsm_r18", "convs ARC leaves alone"),
+                          ("arc_tsm_r18", "ARC part convs"), ("arc_tsm_r18", "We (X + We·X)"),
+                          ("arc_tsm_r18", "Wf (fusion)"), ("arc_tsm_r18", "convs ARC leaves alone")}
+    # the parts split each conv by output channels: together they do exactly the decorated convs' work
+    assert convs["arc_tsm_r18", "ARC part convs"]["gflops"] == pytest.approx(
+        convs["tsm_r18", "convs ARC decorates"]["gflops"], rel=1e-9)
+    assert convs["arc_tsm_r18", "convs ARC leaves alone"]["gflops"] == pytest.approx(
+        convs["tsm_r18", "convs ARC leaves alone"]["gflops"], rel=1e-9)
