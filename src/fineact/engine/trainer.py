@@ -1,10 +1,9 @@
 """The Lightning Trainer a config describes: devices, precision, DDP, checkpoints, progress bar, loggers.
 
 Nothing here is home-made except the atomic checkpoint writer (checkpoint_io.py): checkpoints are Lightning's
-ModelCheckpoint (a `last.ckpt` every epoch plus the
-best by validation top-1), progress bars Lightning's TQDM bar, logs Lightning's CSV (and optional TensorBoard)
-loggers, gradient clipping the Trainer's norm clipping. Distributed samplers are ours (see datamodule.py), so
-evaluation counts every video exactly once across processes.
+ModelCheckpoint (a `last.ckpt` every epoch plus the best by validation top-1), progress bars Lightning's TQDM
+bar, logs Lightning's CSV (and optional TensorBoard) loggers, gradient clipping the Trainer's norm clipping.
+Distributed samplers are ours (see datamodule.py), so evaluation counts every video exactly once across processes.
 """
 
 from __future__ import annotations

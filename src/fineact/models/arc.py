@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from fineact.errors import ModelError
-from fineact.models.arc_state import update_state, upsample_nearest
+from fineact.models.arc_state import integer_factors, update_state, upsample_nearest
 
 POOL_MODES = ("mean", "max")
 STAGE_TO_LAYER = {2: "layer1", 3: "layer2", 4: "layer3", 5: "layer4"}  # res2..res5 of the papers
@@ -218,7 +218,7 @@ class ARCConv(nn.Module):
 
     def _pool_space(self, y: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
         """PoolS over the spatial grid of Y upsampled (nearest) to `out_hw`, without upsampling it."""
-        if self.pool == "max" or (out_hw[0] % y.shape[-2] == 0 and out_hw[1] % y.shape[-1] == 0):
+        if self.pool == "max" or integer_factors(tuple(y.shape[-2:]), out_hw) is not None:
             # max ignores duplicates; an integer factor repeats every pixel equally often, so the mean is too
             return self._pool(y, dims=(-2, -1))
         # Mean over a nearest-upsampled map = mean weighted by how often each source pixel is repeated.

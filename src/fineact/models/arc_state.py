@@ -33,7 +33,7 @@ def upsample_nearest(t: torch.Tensor, full_hw) -> torch.Tensor:
     low_hw = tuple(t.shape[-2:])
     if low_hw in (full_hw, (1, 1)):
         return t
-    factors = _integer_factors(low_hw, full_hw)
+    factors = integer_factors(low_hw, full_hw)
     if factors is None or _tracing() or (torch.is_grad_enabled() and t.requires_grad):
         return F.interpolate(t.flatten(0, 1), size=full_hw, mode="nearest").view(*t.shape[:-2], *full_hw)
     fh, fw = factors
@@ -51,7 +51,7 @@ def _upsample_backward(grad: torch.Tensor, low_shape: torch.Size) -> torch.Tenso
     low_hw, full_hw = tuple(low_shape[-2:]), tuple(grad.shape[-2:])
     if low_hw == full_hw:
         return grad
-    factors = _integer_factors(low_hw, full_hw)
+    factors = integer_factors(low_hw, full_hw)
     if factors is None:
         flat = grad.flatten(0, 1)
         low = torch.ops.aten.upsample_nearest2d_backward(flat, list(full_hw),
@@ -73,7 +73,8 @@ def _sum_slices(slices: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
-def _integer_factors(low_hw: tuple[int, int], full_hw: tuple[int, int]) -> tuple[int, int] | None:
+def integer_factors(low_hw: tuple[int, int], full_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """(fh, fw) when nearest upsampling low_hw -> full_hw repeats every pixel fh x fw times, else None."""
     if full_hw[0] % low_hw[0] or full_hw[1] % low_hw[1]:
         return None
     return full_hw[0] // low_hw[0], full_hw[1] // low_hw[1]
