@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from fineact.models.arc_state import _upsample_backward, update_state, upsample_nearest
+from fineact.models.layout import memory_order
 
 # (E shape, A_t shape, A_s shape, F shape): 2D layout (N, T, C, H, W) and 3D layout (N, C, T, H, W)
 CASES = {
@@ -93,3 +94,48 @@ def test_upsampling_follows_pytorch_nearest():
     t = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 1, 4, 4)
     expected = F.interpolate(t.flatten(0, 1), size=(7, 7), mode="nearest").view(2, 3, 1, 7, 7)
     assert torch.equal(upsample_nearest(t, (7, 7)), expected)
+
+
+def channels_last_like(t, channel_dim):
+    """The same values with the channel dim innermost in memory, as in a channels_last(_3d) model."""
+    return t.movedim(channel_dim, -1).contiguous().movedim(-1, channel_dim)
+
+
+@pytest.mark.parametrize("case", ["2d same resolution", "2d stride 2", "3d stride 2", "3d same resolution"])
+@pytest.mark.parametrize("grad_mode", ["fused", "no_grad"])
+def test_update_keeps_channels_last_maps_channels_last(case, grad_mode):
+    """With trainer.channels_last the maps arrive channel-innermost; Z and the gradients must stay that way
+    (a map in the other layout makes every later op and conv convert), with unchanged values."""
+    plain = leaves(CASES[case], seed=4)
+    channel_dim = 1 if case.startswith("3d") else 2
+    inputs = [channels_last_like(t.detach(), channel_dim).requires_grad_() for t in plain]
+    layout = memory_order(inputs[0])
+    assert layout[-1] == channel_dim
+    expected = reference(*[t.detach() for t in plain])
+    if grad_mode == "no_grad":
+        with torch.no_grad():
+            out = update_state(*[t.detach() for t in inputs], fused=False)
+        assert memory_order(out) == layout and torch.allclose(out, expected, atol=1e-12)
+        return
+    out = update_state(*inputs, fused=True)
+    assert memory_order(out) == layout and torch.allclose(out, expected, atol=1e-12)
+    weights = torch.randn(out.shape, dtype=torch.float64)
+    grads = torch.autograd.grad((out * weights).sum(), inputs)
+    ref_inputs = [t.detach().clone().requires_grad_() for t in plain]
+    ref_grads = torch.autograd.grad((reference(*ref_inputs) * weights).sum(), ref_inputs)
+    for got, want in zip(grads, ref_grads):
+        assert torch.allclose(got, want, atol=1e-12)
+    assert memory_order(grads[0]) == layout
+
+
+@pytest.mark.parametrize("like", ["own", "nchw", "channels_last"])
+def test_upsampling_takes_the_layout_it_is_asked_for(like):
+    """The attention map arrives channel-innermost whatever the model's layout; its upsampled copy must match
+    the map it is added to."""
+    t = channels_last_like(torch.randn(2, 3, 4, 3, 5, dtype=torch.float64), 2)
+    target = {"own": None, "nchw": torch.empty(2, 3, 4, 6, 10),
+              "channels_last": channels_last_like(torch.empty(2, 3, 4, 6, 10), 2)}[like]
+    with torch.no_grad():
+        up = upsample_nearest(t, (6, 10), like=target)
+    assert memory_order(up) == memory_order(t if target is None else target)
+    assert torch.equal(up, F.interpolate(t.flatten(0, 1), size=(6, 10), mode="nearest").view(2, 3, 4, 6, 10))

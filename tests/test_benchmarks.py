@@ -52,6 +52,20 @@ def test_arc_overhead_benchmark_reports_plain_and_bounded(tmp_path):
 
 
 @pytest.mark.slow
+def test_arc_overhead_benchmark_compares_layouts_within_each_layout(tmp_path):
+    args = ["--steps", "2", "--layouts", "nchw", "channels_last", "--frames", "2", "--size", "32", "--batch", "1",
+            "--repeats", "1", "--name", "smoke"]
+    payload = run_script("arc_overhead.py", args, tmp_path)
+    records = {r["model"]: r for r in payload["results"]}
+    assert list(records) == ["tsm_r18", "arc_tsm_r18 n=2", "tsm_r18 [cl]", "arc_tsm_r18 n=2 [cl]"]
+    assert records["tsm_r18 [cl]"]["layout"] == "channels_last" and records["tsm_r18"]["layout"] == "nchw"
+    assert records["tsm_r18 [cl]"]["time_ratio"] == 1.0  # each layout has its own baseline
+    assert records["arc_tsm_r18 n=2 [cl]"]["time_vs_nchw"] == pytest.approx(
+        records["arc_tsm_r18 n=2 [cl]"]["seconds"] / records["arc_tsm_r18 n=2"]["seconds"])
+    assert "time_vs_nchw" not in records["arc_tsm_r18 n=2"]
+
+
+@pytest.mark.slow
 def test_arc_breakdown_benchmark_times_every_case(tmp_path):
     args = ["--steps", "2", "--frames", "2", "--size", "32", "--batch", "1", "--repeats", "1", "--name", "smoke"]
     payload = run_script("arc_breakdown.py", args, tmp_path)

@@ -201,3 +201,30 @@ def test_recipe_builds_and_trains_one_step(path, shared_data):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
     if cfg.model.name == "hierarchical_multitask" and cfg.multitask.freeze_pathways:
         assert all(p.grad is None for p in model.pathways.parameters()), "frozen pathways got gradients"
+
+
+@pytest.mark.parametrize("name", ["ssv1_arc_tsm_r18_8f.yaml", "gym99_multitask_set_t8_element_slowonly.yaml"])
+def test_channels_last_option_feeds_the_model_channels_last_clips_and_keeps_outputs(name, shared_data):
+    """trainer.channels_last=true converts the model (configure_model) and every clip (forward); the outputs
+    stay those of the NCHW module."""
+    torch.manual_seed(0)
+    cfg = smoke_config(CONFIG_DIR / name)
+    levels = levels_for(cfg, shared_data)
+    plain = RecognitionModule(OmegaConf.to_container(cfg, resolve=True), levels.to_dict()).eval()
+    cfg.trainer.channels_last = True
+    fast = RecognitionModule(OmegaConf.to_container(cfg, resolve=True), levels.to_dict()).eval()
+    fast.model.load_state_dict(plain.model.state_dict())
+    fast.configure_model()
+    seen = []
+    for m in fast.model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)):
+            layout = torch.channels_last if isinstance(m, torch.nn.Conv2d) else torch.channels_last_3d
+            assert m.weight.is_contiguous(memory_format=layout)
+            m.register_forward_pre_hook(
+                lambda _, args, layout=layout: seen.append(args[0].is_contiguous(memory_format=layout)))
+    clips = smoke_clips(plain.model)
+    with torch.no_grad():
+        want, got = plain(clips), fast(clips)
+    assert seen and all(seen)  # the stem included: the clips arrived channels_last
+    for level in want:
+        assert torch.allclose(got[level], want[level], atol=1e-5)

@@ -103,6 +103,37 @@ def test_temporal_shift_moves_one_eighth_each_way_with_zero_ends():
     assert torch.equal(out[:, :, 2 * fold:], ref[:, :, 2 * fold:])        # the rest unchanged
 
 
+def _shift_by_rolling(x, t, fold):
+    """An independent statement of the shift: roll whole frames, then zero the frame that wrapped around."""
+    v = x.reshape(-1, t, *x.shape[1:])
+    ahead = torch.roll(v[:, :, :fold], shifts=-1, dims=1)
+    ahead[:, -1] = 0
+    behind = torch.roll(v[:, :, fold:2 * fold], shifts=1, dims=1)
+    behind[:, 0] = 0
+    return torch.cat((ahead, behind, v[:, :, 2 * fold:]), dim=2).reshape(x.shape)
+
+
+@pytest.mark.parametrize("t, c", [(4, 16), (3, 12), (1, 8), (2, 5)])  # 5 channels: fold 0, no shift
+def test_temporal_shift_values_gradient_and_traced_form_agree(t, c):
+    shift = TemporalShift(t, shift_div=8)
+    x = torch.randn(2 * t, c, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(shift(x), _shift_by_rolling(x, t, c // 8))
+    assert torch.autograd.gradcheck(shift, (x,))
+    traced = torch.jit.trace(shift, x.detach())               # the concatenation form export uses
+    assert torch.equal(traced(x.detach()), shift(x).detach())
+
+
+def test_temporal_shift_keeps_channels_last_both_ways():
+    shift = TemporalShift(4, shift_div=8)
+    x = torch.randn(8, 16, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = shift(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out.detach(), _shift_by_rolling(x.detach().contiguous(), 4, 2))
+
+
 def test_shift_placement_every_block_and_every_second_for_resnet101():
     r50 = build_model("tsm_r50")
     assert all(isinstance(b.shift, TemporalShift) for s in r50.backbone.stages().values() for b in s)

@@ -117,7 +117,7 @@ class TrainerConfig:
     limit_val_batches: Optional[float] = None
     progress_bar: bool = True
     tensorboard: bool = False
-    channels_last: bool = False           # channels_last(_3d) memory format for the model (faster convs on GPU)
+    channels_last: bool = False           # channels_last(_3d) model and clips: faster convs on GPU and CPU
     compile: bool = False                 # torch.compile the model (nn.Module.compile: keys stay the same)
     reuse_host_memory: bool = True        # glibc keeps freed host memory for reuse (faster CPU steps; see
                                           # engine/host_memory.py)

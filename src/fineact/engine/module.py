@@ -51,7 +51,7 @@ class RecognitionModule(L.LightningModule):
         self.test_results: dict | None = None
 
     def configure_model(self) -> None:
-        """GPU speed options from the config: channels_last memory format and torch.compile."""
+        """Speed options from the config: channels_last memory format (GPU and CPU) and torch.compile."""
         if self.cfg.trainer.channels_last:
             to_channels_last(self.model)
         if self.cfg.trainer.compile and not getattr(self, "_compiled", False):
@@ -60,6 +60,8 @@ class RecognitionModule(L.LightningModule):
 
     # -- forward -----------------------------------------------------------------------------------------
     def forward(self, clips) -> dict[str, torch.Tensor]:
+        if self.cfg.trainer.channels_last:  # clips in the model's layout: the first conv reads them as they are
+            clips = _map_clips(clips, lambda t: t.contiguous(memory_format=torch.channels_last_3d))
         outputs = self.model(clips)
         if isinstance(outputs, torch.Tensor):
             return {self.trained_levels[0]: outputs}

@@ -38,6 +38,7 @@ from torch.utils.checkpoint import checkpoint
 
 from fineact.errors import ModelError
 from fineact.models.arc_state import integer_factors, update_state, upsample_nearest
+from fineact.models.layout import reduce_keepdim
 
 POOL_MODES = ("mean", "max")
 STAGE_TO_LAYER = {2: "layer1", 3: "layer2", 4: "layer3", 5: "layer4"}  # res2..res5 of the papers
@@ -214,7 +215,8 @@ class ARCConv(nn.Module):
         return a_t, a_s.transpose(1, 2)[..., None, None]
 
     def _pool(self, y: torch.Tensor, dims: tuple[int, ...], keepdim: bool = False) -> torch.Tensor:
-        return y.mean(dims, keepdim=keepdim) if self.pool == "mean" else y.amax(dims, keepdim=keepdim)
+        pooled = reduce_keepdim(y, dims, "mean" if self.pool == "mean" else "amax")  # keeps channels_last
+        return pooled if keepdim else pooled.squeeze(dims)
 
     def _pool_space(self, y: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
         """PoolS over the spatial grid of Y upsampled (nearest) to `out_hw`, without upsampling it."""

@@ -21,28 +21,39 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fineact.models.base import tracing
+from fineact.models.layout import memory_order, sum_to_shape
 
-def upsample_nearest(t: torch.Tensor, full_hw) -> torch.Tensor:
+
+def upsample_nearest(t: torch.Tensor, full_hw, like: torch.Tensor | None = None) -> torch.Tensor:
     """Nearest upsampling of the last two dims of a 5D tensor (PyTorch's index rule); 1 x 1 maps broadcast.
 
     Integer factors (every stride-2 layer) are written as strided copies into the output viewed as
-    (..., h, fh, w, fw): `F.interpolate` on a contiguous NCHW map is 5 to 8 times slower on a CPU (its kernel
-    makes several internal copies of the map). Other sizes, and tracing for export, use `F.interpolate`.
+    (..., h, fh, w, fw, ...): `F.interpolate` on a contiguous NCHW map is 5 to 8 times slower on a CPU (its
+    kernel makes several internal copies of the map). The result has the layout of `like` (default: t's own),
+    the map it is going to be added to: (N, T, C, H, W) memory order for NCHW maps, (N, T, H, W, C) for
+    channels_last ones; mixing the two makes every elementwise op after it several times slower. Other sizes,
+    tracing for export, and a t that needs its gradient use `F.interpolate`.
     """
     full_hw = tuple(full_hw)
     low_hw = tuple(t.shape[-2:])
     if low_hw in (full_hw, (1, 1)):
         return t
     factors = integer_factors(low_hw, full_hw)
-    if factors is None or _tracing() or (torch.is_grad_enabled() and t.requires_grad):
+    order = memory_order(t if like is None else like)
+    k = order.index(t.dim() - 2)  # where H sits in memory order; W must follow it
+    if (factors is None or tracing() or (torch.is_grad_enabled() and t.requires_grad)
+            or order[k + 1:k + 2] != [t.dim() - 1]):
         return F.interpolate(t.flatten(0, 1), size=full_hw, mode="nearest").view(*t.shape[:-2], *full_hw)
-    fh, fw = factors
-    out = t.new_empty(*t.shape[:-2], low_hw[0], fh, low_hw[1], fw)
+    src = t.permute(order).contiguous()  # a copy only when t's layout differs from like's (t is the small map)
+    (fh, fw), lead, trail = factors, src.shape[:k], src.shape[k + 2:]
+    out = src.new_empty(*lead, low_hw[0], fh, low_hw[1], fw, *trail)
+    rest = (slice(None),) * len(trail)
     for b in range(fw):
-        out[..., 0, :, b] = t
+        out[(..., slice(None), 0, slice(None), b, *rest)] = src
     for a in range(1, fh):  # whole rows: contiguous copies
-        out[..., a, :, :] = out[..., 0, :, :]
-    return out.view(*t.shape[:-2], *full_hw)
+        out[(..., a, slice(None), slice(None), *rest)] = out[(..., 0, slice(None), slice(None), *rest)]
+    return out.view(*lead, *full_hw, *trail).permute([order.index(d) for d in range(t.dim())])
 
 
 def _upsample_backward(grad: torch.Tensor, low_shape: torch.Size) -> torch.Tensor:
@@ -80,17 +91,13 @@ def integer_factors(low_hw: tuple[int, int], full_hw: tuple[int, int]) -> tuple[
     return full_hw[0] // low_hw[0], full_hw[1] // low_hw[1]
 
 
-def _tracing() -> bool:
-    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
-
-
 def _update_in_place(embedded, att_t, att_s, fusion, keep_mask: bool):
     """Eq. 5 with one full-size allocation (Z, built in place); optionally the mask of the inner ReLU."""
     full_hw = embedded.shape[-2:]
-    z = torch.add(embedded, upsample_nearest(att_t, full_hw))
+    z = torch.add(embedded, upsample_nearest(att_t, full_hw, like=embedded))
     z.add_(att_s).clamp_(min=0)
     inner_on = z.bool() if keep_mask else None
-    z.add_(upsample_nearest(fusion, full_hw)).relu_()
+    z.add_(upsample_nearest(fusion, full_hw, like=embedded)).relu_()
     return z, inner_on
 
 
@@ -121,9 +128,9 @@ class _StateUpdate(torch.autograd.Function):
         grad_inner.mul_(inner_on.view(torch.uint8))
         grad_t = grad_s = None
         if ctx.needs_input_grad[1]:
-            grad_t = _upsample_backward(grad_inner.sum_to_size(*t_shape[:-2], *grad.shape[-2:]), t_shape)
+            grad_t = _upsample_backward(sum_to_shape(grad_inner, (*t_shape[:-2], *grad.shape[-2:])), t_shape)
         if ctx.needs_input_grad[2]:
-            grad_s = grad_inner.sum_to_size(s_shape)
+            grad_s = sum_to_shape(grad_inner, s_shape)
         return grad_inner, grad_t, grad_s, grad_fusion
 
 
@@ -133,7 +140,7 @@ def update_state(embedded: torch.Tensor, att_t: torch.Tensor, att_s: torch.Tenso
     in place; otherwise (eval with gradients, e.g. Grad-CAM; tracing for export) plain ops."""
     if fused and torch.is_grad_enabled():
         return _StateUpdate.apply(embedded, att_t, att_s, fusion)
-    if not torch.is_grad_enabled() and not _tracing():
+    if not torch.is_grad_enabled() and not tracing():
         return _update_in_place(embedded, att_t, att_s, fusion, keep_mask=False)[0]
     full_hw = embedded.shape[-2:]
     inner = embedded + upsample_nearest(att_t, full_hw) + att_s

@@ -26,6 +26,12 @@ class ClipSpec:
         return None if self.frame_interval is None else self.num_frames * self.frame_interval
 
 
+def tracing() -> bool:
+    """True while torch.jit, torch.compile or torch.export trace a model: eager-only fast paths (autograd
+    Functions that write into slices, in-place buffers) give way to plain ops there."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+
+
 def check_clip(clip: torch.Tensor, what: str, channels: int = 3) -> None:
     """Raise a ModelError unless `clip` is a float (N, C, T, H, W) tensor with `channels` channels."""
     if not isinstance(clip, torch.Tensor):

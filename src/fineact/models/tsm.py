@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from fineact.errors import ModelError
-from fineact.models.base import ClipSpec, check_clip
+from fineact.models.base import ClipSpec, check_clip, tracing
 from fineact.models.resnet import ResNet, resnet
 
 
@@ -29,6 +29,9 @@ class TemporalShift(nn.Module):
         nt, c, h, w = x.shape
         x = x.view(nt // self.num_segments, self.num_segments, c, h, w)
         fold = c // self.shift_div
+        if not tracing():
+            return _Shift.apply(x, fold).view(nt, c, h, w)
+        # Export and torch.compile trace this equivalent: plain concatenations, no writes into slices.
         zeros = x.new_zeros(x.shape[0], 1, fold, h, w)
         from_next = torch.cat((x[:, 1:, :fold], zeros), dim=1)               # frame t sees t+1
         from_prev = torch.cat((zeros, x[:, :-1, fold:2 * fold]), dim=1)      # frame t sees t-1
@@ -36,6 +39,37 @@ class TemporalShift(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_segments={self.num_segments}, shift_div={self.shift_div}"
+
+
+def _shift_folds(x: torch.Tensor, fold: int, forward: bool) -> torch.Tensor:
+    """x: (N, T, C, H, W). forward: channels [0, fold) take frame t+1 and [fold, 2*fold) frame t-1, the ends
+    zero-filled; not forward: the opposite shift, which is the forward shift's gradient.
+
+    One pass into a tensor allocated like x, so a channels_last input gives a channels_last output (the
+    concatenations that export traces allocate NCHW, and every conv after them would convert back)."""
+    out = torch.empty_like(x)
+    later, earlier = slice(1, None), slice(None, -1)
+    src, dst, zero_end = (later, earlier, -1) if forward else (earlier, later, 0)
+    out[:, dst, :fold] = x[:, src, :fold]
+    out[:, zero_end, :fold] = 0
+    out[:, src, fold:2 * fold] = x[:, dst, fold:2 * fold]
+    out[:, -1 - zero_end, fold:2 * fold] = 0
+    out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+    return out
+
+
+class _Shift(torch.autograd.Function):
+    """The temporal shift with its gradient (the opposite shift) written as one pass each way; autograd's
+    slicing would zero-fill and add a full-size gradient for every slice."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, fold: int) -> torch.Tensor:
+        ctx.fold = fold
+        return _shift_folds(x, fold, forward=True)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _shift_folds(grad, ctx.fold, forward=False), None
 
 
 class ConsensusHead(nn.Module):
