@@ -2,10 +2,12 @@
 
     python benchmarks/train_step.py                        # CUDA: 8 x 224 x 224, batch 8, all variants
     python benchmarks/train_step.py --device cpu --size 64 --batch 1 --variants fp32 --repeats 3   # smoke run
+    python benchmarks/train_step.py --device cpu --size 112 --batch 2 --variants fp32 fp32+cl      # CPU layouts
 
 A step is what training does: forward, cross-entropy, backward, SGD step. Variants switch on, cumulatively,
 the options `fineact train` takes from the config (trainer.precision, trainer.channels_last, trainer.compile):
     fp32        float32
+    fp32+cl     float32 + channels_last (not cumulative: the CPU's fastest variant)
     bf16        torch.autocast(bfloat16)                              (trainer.precision=bf16-mixed)
     bf16+cl     + channels_last / channels_last_3d weights and clips  (trainer.channels_last=true)
     bf16+cl+c   + torch.compile of the model                          (trainer.compile=true)
@@ -32,6 +34,7 @@ from fineact.models import build_model  # noqa: E402
 
 VARIANTS = {  # name: (bf16 autocast, channels_last, compile)
     "fp32": (False, False, False),
+    "fp32+cl": (False, True, False),
     "bf16": (True, False, False),
     "bf16+cl": (True, True, False),
     "bf16+cl+c": (True, True, True),
