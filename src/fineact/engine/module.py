@@ -25,6 +25,11 @@ def _map_clips(clips, fn):
     return {k: fn(v) for k, v in clips.items()} if isinstance(clips, dict) else fn(clips)
 
 
+def _channels_last_clip(clip: torch.Tensor) -> torch.Tensor:
+    """A (N, C, T, H, W) clip in channels_last_3d; anything else as it is, for the model's own shape check."""
+    return clip.contiguous(memory_format=torch.channels_last_3d) if clip.dim() == 5 else clip
+
+
 def _first(clips) -> torch.Tensor:
     return next(iter(clips.values())) if isinstance(clips, dict) else clips
 
@@ -61,7 +66,7 @@ class RecognitionModule(L.LightningModule):
     # -- forward -----------------------------------------------------------------------------------------
     def forward(self, clips) -> dict[str, torch.Tensor]:
         if self.cfg.trainer.channels_last:  # clips in the model's layout: the first conv reads them as they are
-            clips = _map_clips(clips, lambda t: t.contiguous(memory_format=torch.channels_last_3d))
+            clips = _map_clips(clips, _channels_last_clip)
         outputs = self.model(clips)
         if isinstance(outputs, torch.Tensor):
             return {self.trained_levels[0]: outputs}
