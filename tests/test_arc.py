@@ -225,7 +225,7 @@ def test_3d_memory_bounded_and_channels_last_match_plain():
     assert torch.allclose(out_a, out_b, atol=1e-6)
     assert all(torch.allclose(grads_a[k], grads_b[k], atol=1e-5) for k in grads_a)
     fast = copy.deepcopy(plain).to(memory_format=torch.channels_last_3d)
-    conv_inputs = _conv_input_layouts(fast)
+    conv_inputs = conv_input_layouts(fast)
     out_c, grads_c, _ = _train_step(fast, clip.contiguous(memory_format=torch.channels_last_3d))
     assert conv_inputs and all(conv_inputs), [i for i, ok in enumerate(conv_inputs) if not ok]
     assert torch.allclose(out_a, out_c, atol=1e-5)
@@ -240,7 +240,7 @@ def test_2d_channels_last_matches_plain_in_training_and_eval():
     fast = copy.deepcopy(plain).to(memory_format=torch.channels_last)
     clip = torch.randn(2, 3, 2, 48, 48)  # layer4's 3 -> 2 maps: a non-integer upsampling factor too
     out_a, grads_a, _ = _train_step(plain, clip)   # the fused state update
-    conv_inputs = _conv_input_layouts(fast)
+    conv_inputs = conv_input_layouts(fast)
     out_c, grads_c, _ = _train_step(fast, clip.contiguous(memory_format=torch.channels_last_3d))
     # every conv after the stem, ARC's part convs and We/Wf included, reads channels_last maps: no conversions
     assert conv_inputs and all(conv_inputs[1:]), [i for i, ok in enumerate(conv_inputs) if not ok]
@@ -251,7 +251,7 @@ def test_2d_channels_last_matches_plain_in_training_and_eval():
         assert torch.allclose(plain.eval()(clip), fast.eval()(clip), atol=1e-5)
 
 
-def _conv_input_layouts(model):
+def conv_input_layouts(model):
     """Filled during the next forward: for each conv call, in order, whether its input was channels_last(_3d)."""
     seen = []
     for m in model.modules():
@@ -264,7 +264,7 @@ def _conv_input_layouts(model):
 
 def test_channels_last_tsm_keeps_its_layout_through_every_shift():
     model = build_model("tsm_r18", num_classes=5, num_segments=4).to(memory_format=torch.channels_last)
-    conv_inputs = _conv_input_layouts(model)
+    conv_inputs = conv_input_layouts(model)
     model(torch.randn(1, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)).sum().backward()
     assert len(conv_inputs) == 20 and all(conv_inputs[1:])
 

@@ -39,30 +39,23 @@ def test_train_step_benchmark_reports_every_model_and_variant(tmp_path):
 
 
 @pytest.mark.slow
-def test_arc_overhead_benchmark_reports_plain_and_bounded(tmp_path):
-    args = ["--steps", "2", "--modes", "plain", "bounded", "--frames", "2", "--size", "32", "--batch", "1",
-            "--repeats", "1", "--name", "smoke"]
-    payload = run_script("arc_overhead.py", args, tmp_path)
-    models = [r["model"] for r in payload["results"]]
-    assert models == ["tsm_r18", "arc_tsm_r18 n=2", "arc_tsm_r18 n=2 bounded"]
-    base = payload["results"][0]
-    assert base["time_ratio"] == 1.0 and base["memory_ratio"] == 1.0 and base["inference_time_ratio"] == 1.0
-    assert all(r["peak_memory_bytes"] > 0 and r["inference_seconds"] > 0 for r in payload["results"])
-    assert "eval ratio" in payload["stdout"]
-
-
-@pytest.mark.slow
-def test_arc_overhead_benchmark_compares_layouts_within_each_layout(tmp_path):
-    args = ["--steps", "2", "--layouts", "nchw", "channels_last", "--frames", "2", "--size", "32", "--batch", "1",
-            "--repeats", "1", "--name", "smoke"]
+def test_arc_overhead_benchmark_reports_modes_and_layouts(tmp_path):
+    args = ["--steps", "2", "--modes", "plain", "bounded", "--layouts", "nchw", "channels_last", "--frames", "2",
+            "--size", "32", "--batch", "1", "--repeats", "1", "--name", "smoke"]
     payload = run_script("arc_overhead.py", args, tmp_path)
     records = {r["model"]: r for r in payload["results"]}
-    assert list(records) == ["tsm_r18", "arc_tsm_r18 n=2", "tsm_r18 [cl]", "arc_tsm_r18 n=2 [cl]"]
-    assert records["tsm_r18 [cl]"]["layout"] == "channels_last" and records["tsm_r18"]["layout"] == "nchw"
-    assert records["tsm_r18 [cl]"]["time_ratio"] == 1.0  # each layout has its own baseline
+    assert list(records) == ["tsm_r18", "arc_tsm_r18 n=2", "arc_tsm_r18 n=2 bounded",
+                             "tsm_r18 [cl]", "arc_tsm_r18 n=2 [cl]", "arc_tsm_r18 n=2 bounded [cl]"]
+    for base in ("tsm_r18", "tsm_r18 [cl]"):  # each layout has its own baseline
+        assert records[base]["time_ratio"] == records[base]["memory_ratio"] == 1.0
+        assert records[base]["inference_time_ratio"] == 1.0
+    assert all(r["peak_memory_bytes"] > 0 and r["inference_seconds"] > 0 for r in records.values())
+    assert {r["layout"] for name, r in records.items() if name.endswith("[cl]")} == {"channels_last"}
+    assert {r["layout"] for name, r in records.items() if not name.endswith("[cl]")} == {"nchw"}
     assert records["arc_tsm_r18 n=2 [cl]"]["time_vs_nchw"] == pytest.approx(
         records["arc_tsm_r18 n=2 [cl]"]["seconds"] / records["arc_tsm_r18 n=2"]["seconds"])
     assert "time_vs_nchw" not in records["arc_tsm_r18 n=2"]
+    assert "eval ratio" in payload["stdout"] and "vs nchw" in payload["stdout"]
 
 
 @pytest.mark.slow

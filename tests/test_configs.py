@@ -23,6 +23,8 @@ from fineact.engine.module import RecognitionModule
 from fineact.engine.optim import parameter_groups
 from fineact.labels import LabelLevels, diving48_levels, finegym_levels, flat_levels, read_class_names
 
+from test_arc import conv_input_layouts
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -215,13 +217,10 @@ def test_channels_last_option_feeds_the_model_channels_last_clips_and_keeps_outp
     fast = RecognitionModule(OmegaConf.to_container(cfg, resolve=True), levels.to_dict()).eval()
     fast.model.load_state_dict(plain.model.state_dict())
     fast.configure_model()
-    seen = []
-    for m in fast.model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)):
-            layout = torch.channels_last if isinstance(m, torch.nn.Conv2d) else torch.channels_last_3d
-            assert m.weight.is_contiguous(memory_format=layout)
-            m.register_forward_pre_hook(
-                lambda _, args, layout=layout: seen.append(args[0].is_contiguous(memory_format=layout)))
+    convs = [m for m in fast.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last if m.weight.dim() == 4
+                                      else torch.channels_last_3d) for m in convs)
+    seen = conv_input_layouts(fast.model)
     clips = smoke_clips(plain.model)
     with torch.no_grad():
         want, got = plain(clips), fast(clips)
