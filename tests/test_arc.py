@@ -8,6 +8,7 @@ import torch
 from fineact.analysis.profile import profile_model
 from fineact.errors import ModelError
 from fineact.models import ARCConv, apply_arc, arc_layers, arc_parameters, build_model
+from fineact.models import arc as arc_module
 from fineact.models.arc import paper_arrangement, part_channels
 
 from reference_impls import arc_reference
@@ -249,6 +250,35 @@ def test_2d_channels_last_matches_plain_in_training_and_eval():
     assert all(torch.allclose(grads_a[k], grads_c[k], atol=1e-4) for k in grads_a)
     with torch.no_grad():                           # the plain ops (eval, export)
         assert torch.allclose(plain.eval()(clip), fast.eval()(clip), atol=1e-5)
+
+
+@pytest.mark.parametrize("name, args, clip_shape", [
+    ("arc_tsm_r18", {"num_segments": 2}, (2, 3, 2, 48, 48)),
+    ("slowonly_r50", {"depth": 18, "base_channels": 8, "num_frames": 4, "arc_stages": (3, 4, 5)}, (2, 3, 4, 48, 48)),
+])
+def test_arc_network_compiles_to_one_graph_with_eager_results(name, args, clip_shape, monkeypatch):
+    """torch.compile traces the whole network as one graph (a graph break would compile every ARC layer on its
+    own, once per map size), and the traced forms (concatenated shift, plain state update, interpolate) give
+    eager's outputs, gradients and BN statistics. 48 x 48 clips give layer4 a 3 -> 2 upsampling: the
+    non-integer PoolS weights too."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch.manual_seed(11)
+    eager = build_model(name, num_classes=5, dropout=0.0, **args).train()
+    for _, layer in arc_layers(eager):
+        _random_arc_maps(layer, 0.05)
+    compiled = copy.deepcopy(eager)
+    counter = CompileCounterWithBackend("aot_eager")  # traces forward and backward, runs them eagerly
+    compiled.compile(backend=counter, dynamic=False)
+    monkeypatch.setattr(arc_module, "_COUNT_CACHE", {})  # as in a fresh process: eager runs fill this cache
+    clip = torch.randn(*clip_shape)
+    out_b, grads_b, buffers_b = _train_step(compiled, clip)
+    out_a, grads_a, buffers_a = _train_step(eager, clip)
+    assert counter.frame_count == 1
+    assert torch.allclose(out_a, out_b, atol=1e-5)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) == len(list(eager.parameters()))
+    assert all(torch.allclose(grads_a[k], grads_b[k], atol=1e-4) for k in grads_a)
+    assert all(torch.allclose(buffers_a[k].float(), buffers_b[k].float(), atol=1e-5) for k in buffers_a)
 
 
 def conv_input_layouts(model):

@@ -28,6 +28,7 @@ ones ((N, C, T, H, W), SlowOnly/SlowFast).
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager, nullcontext
 from typing import Iterable, Iterator
 
@@ -276,11 +277,22 @@ _COUNT_CACHE: dict[tuple, torch.Tensor] = {}
 
 
 def _nearest_repeat_counts(src: int, dst: int, device, dtype) -> torch.Tensor:
-    """How many times each of `src` positions appears after nearest upsampling to `dst` (PyTorch's rule)."""
+    """How many times each of `src` positions appears after nearest upsampling to `dst` (PyTorch's rule:
+    output i reads input floor(i * src / dst), in float64).
+
+    Counted in Python from the sizes alone, so that torch.compile and export see a constant (a bincount's output
+    size depends on data and breaks the graph). Cached in eager mode; not while compiling (see _identity_like)."""
+    def make():
+        counts = [0] * src
+        for i in range(dst):
+            counts[min(math.floor(i * (src / dst)), src - 1)] += 1
+        return torch.tensor(counts, device=device, dtype=dtype)
+
+    if torch.compiler.is_compiling():
+        return make()
     key = (src, dst, str(device), dtype)
     if key not in _COUNT_CACHE:
-        index = torch.clamp((torch.arange(dst, dtype=torch.float64) * (src / dst)).floor().long(), max=src - 1)
-        _COUNT_CACHE[key] = torch.bincount(index, minlength=src).to(device=device, dtype=dtype)
+        _COUNT_CACHE[key] = make()
     return _COUNT_CACHE[key]
 
 
