@@ -8,6 +8,7 @@ A step is what training does: forward, cross-entropy, backward, SGD step. Varian
 the options `fineact train` takes from the config (trainer.precision, trainer.channels_last, trainer.compile):
     fp32        float32
     fp32+cl     float32 + channels_last (not cumulative: the CPU's fastest variant)
+    fp32+c      float32 + torch.compile (not cumulative: what compiling alone does)
     bf16        torch.autocast(bfloat16)                              (trainer.precision=bf16-mixed)
     bf16+cl     + channels_last / channels_last_3d weights and clips  (trainer.channels_last=true)
     bf16+cl+c   + torch.compile of the model                          (trainer.compile=true)
@@ -29,12 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (add_host_memory_option, apply_host_memory, interleaved_median_times,  # noqa: E402
                     print_table, write_results)
 
-from fineact.engine.module import to_channels_last  # noqa: E402
+from fineact.engine.module import compile_model, to_channels_last  # noqa: E402
 from fineact.models import build_model  # noqa: E402
 
 VARIANTS = {  # name: (bf16 autocast, channels_last, compile)
     "fp32": (False, False, False),
     "fp32+cl": (False, True, False),
+    "fp32+c": (False, False, True),
     "bf16": (True, False, False),
     "bf16+cl": (True, True, False),
     "bf16+cl+c": (True, True, True),
@@ -102,8 +104,8 @@ def main() -> None:
             if channels_last:  # as trainer.channels_last does
                 to_channels_last(model)
                 clip = base_clip.contiguous(memory_format=torch.channels_last_3d)
-            if compiled:
-                model.compile()
+            if compiled:  # as trainer.compile does
+                compile_model(model)
             steps[name] = make_step(model, clip, labels, bf16)
             peaks[name] = peak_bytes(steps[name], device)  # also the first (compiling) call
         times = interleaved_median_times(steps, args.repeats)

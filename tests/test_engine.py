@@ -158,3 +158,39 @@ def test_config_errors_from_the_command_line(tiny_gym, tmp_path, capsys):
     assert "choose one of" in capsys.readouterr().err
     assert main(["train", str(path), "data.prefetch_factor=0"]) == 2
     assert "data.prefetch_factor: expected a value >= 1, found 0" in capsys.readouterr().err
+    assert main(["train", str(path), "trainer.compile=true", "trainer.compile_backend=inductr"]) == 2
+    assert "trainer.compile_backend: expected a torch.compile backend" in capsys.readouterr().err
+    assert main(["train", str(path), "trainer.compile=true", "trainer.compile_backend=aot_eager",
+                 "trainer.compile_mode=max-autotune"]) == 2
+    assert "trainer.compile_mode: expected default unless trainer.compile_backend is inductor" in \
+        capsys.readouterr().err
+
+
+COMPILED_GRAPHS: list[list[torch.Size]] = []  # placeholder shapes of each graph the recorder backend was given
+
+
+def _graph_recorder(gm, example_inputs):
+    """A torch.compile backend that notes the input shapes of each graph and runs it as traced."""
+    COMPILED_GRAPHS.append([node.meta["example_value"].shape for node in gm.graph.find_nodes(op="placeholder")
+                            if isinstance(node.meta.get("example_value"), torch.Tensor)])
+    return gm.forward
+
+
+def test_compile_option_traces_one_static_graph_per_clip_shape(tiny_gym, tmp_path):
+    """trainer.compile=true through `train`: the model is compiled in place (checkpoint keys unchanged) with static
+    shapes, so the last, smaller validation batch gets a graph of its own instead of a symbolic batch size."""
+    from torch._dynamo import list_backends, register_backend
+
+    if "fineact_test_recorder" not in list_backends(exclude_tags=()):
+        register_backend(_graph_recorder, name="fineact_test_recorder")
+    COMPILED_GRAPHS.clear()
+    args = {"depth": 18, "base_channels": 4, "num_frames": 4, "frame_interval": 4, "arc_stages": [4, 5]}
+    cfg = load_config(base=tiny_experiment(
+        tiny_gym, tmp_path / "run", model={"name": "slowonly_r50", "args": args},
+        trainer={"max_epochs": 1, "compile": True, "compile_backend": "fineact_test_recorder"}))
+    summary = train(cfg)
+    assert all(isinstance(size, int) for shapes in COMPILED_GRAPHS for shape in shapes for size in shape)
+    clip_batches = {shape[0] for shapes in COMPILED_GRAPHS for shape in shapes if tuple(shape[1:]) == (3, 4, 24, 24)}
+    assert clip_batches == {4, 3}  # 16 training clips in batches of 4; 15 validation clips: 4 + 4 + 4 + 3
+    keys = read_checkpoint(summary.last_checkpoint)["state_dict"].keys()
+    assert keys and not any("_orig_mod" in k for k in keys)

@@ -119,6 +119,8 @@ class TrainerConfig:
     tensorboard: bool = False
     channels_last: bool = False           # channels_last(_3d) model and clips: faster convs on GPU and CPU
     compile: bool = False                 # torch.compile the model (nn.Module.compile: keys stay the same)
+    compile_backend: str = "inductor"     # torch.compile backend; "aot_eager" traces without generating code
+    compile_mode: str = "default"         # inductor's mode: default | reduce-overhead | max-autotune | ...
     reuse_host_memory: bool = True        # glibc keeps freed host memory for reuse (faster CPU steps; see
                                           # engine/host_memory.py)
 
@@ -297,8 +299,24 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
     need(cfg.eval.aggregate in AGGREGATES, "eval.aggregate", f"one of {AGGREGATES}", cfg.eval.aggregate)
     need(all(w >= 0 for w in cfg.loss.weights.values()), "loss.weights", "non-negative weights",
          dict(cfg.loss.weights))
+    if cfg.trainer.compile:
+        _check_compile_options(cfg.trainer, need)
     if problems:
         raise ConfigError(f"{source}: invalid values:\n  " + "\n  ".join(problems))
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _check_compile_options(trainer: DictConfig, need) -> None:
+    import torch._dynamo  # only when compiling: importing dynamo takes a second
+
+    need(trainer.compile_backend in torch._dynamo.list_backends(exclude_tags=()), "trainer.compile_backend",
+         f"a torch.compile backend, e.g. one of {torch._dynamo.list_backends()}", trainer.compile_backend)
+    need(trainer.compile_mode in COMPILE_MODES, "trainer.compile_mode", f"one of {COMPILE_MODES}",
+         trainer.compile_mode)
+    need(trainer.compile_mode == "default" or trainer.compile_backend == "inductor", "trainer.compile_mode",
+         "default unless trainer.compile_backend is inductor (the modes are inductor's)", trainer.compile_mode)
 
 
 def to_yaml(cfg: DictConfig) -> str:

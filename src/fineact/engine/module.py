@@ -59,8 +59,9 @@ class RecognitionModule(L.LightningModule):
         """Speed options from the config: channels_last memory format (GPU and CPU) and torch.compile."""
         if self.cfg.trainer.channels_last:
             to_channels_last(self.model)
-        if self.cfg.trainer.compile and not getattr(self, "_compiled", False):
-            self.model.compile()  # in place: state-dict keys stay the same
+        trainer = self.cfg.trainer
+        if trainer.compile and not getattr(self, "_compiled", False):
+            compile_model(self.model, trainer.compile_backend, trainer.compile_mode)
             self._compiled = True
 
     # -- forward -----------------------------------------------------------------------------------------
@@ -228,6 +229,20 @@ class RecognitionModule(L.LightningModule):
             np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             version, state, gauss_next = states["python"]
             random.setstate((version, tuple(int(x) for x in state.tolist()), gauss_next))
+
+
+def compile_model(model: torch.nn.Module, backend: str = "inductor", mode: str = "default") -> torch.nn.Module:
+    """torch.compile `model` in place (nn.Module.compile: its state-dict keys stay the same), with static shapes.
+
+    Why static: every fineact model compiles to one graph, and a new clip shape (the last, smaller batch; eval)
+    then gets a graph of its own. PyTorch's default makes a size symbolic once it has seen two values of it, and
+    inductor (torch 2.13) fails on these networks with symbolic sizes: in the backward of nearest upsampling
+    (seen on the second of two models compiled in one process) and, with every size symbolic, at the stem."""
+    options = {"backend": backend, "dynamic": False}
+    if mode != "default":
+        options["mode"] = mode
+    model.compile(**options)
+    return model
 
 
 def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
