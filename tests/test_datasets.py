@@ -195,3 +195,36 @@ def test_loader_frees_the_parents_garbage_in_the_parent_not_in_workers(tmp_path)
             assert pids == {os.getpid()}   # freed once, here
         else:
             assert len(pids) == 2          # the plain loader: freed in the parent and again in the worker
+
+
+def test_training_counts_only_its_own_bad_videos_and_names_each_once(tiny_gym, tmp_path, capsys):
+    """Unreadable validation videos are left out of the metrics and do not count against the training split's
+    data.max_bad_fraction; every unreadable video is named once, with its reason, however many epochs meet it."""
+    from fineact.engine.run import train
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_gym.root, root)
+    cfg = _config(root, tiny_gym, tmp_path / "run", trainer={"max_epochs": 2, "progress_bar": False})
+    datamodule, _ = _datamodule(cfg)
+    val_sources = [Path(s.source) for s in datamodule.dataset("val").samples]
+    train_sources = [Path(s.source) for s in datamodule.dataset("train").samples]
+    for path in val_sources[:2]:
+        path.write_bytes(b"not a video" * 20)
+    summary = train(cfg)  # 2 bad of 15 validation videos: 13%, far above the 1% a training split may lose
+    out = capsys.readouterr().out
+    assert summary.results["element"]["num_videos"] == len(val_sources) - 2
+    assert "unreadable video(s) in data.val, left out of the validation metrics" in out
+    assert [_lines_naming(out, path) for path in val_sources[:2]] == [1, 1], out
+    assert "data.train" not in out
+
+    train_sources[0].write_bytes(b"")  # 1 of 16: allowed with max_bad_fraction=0.1, and named
+    cfg = _config(root, tiny_gym, tmp_path / "run2", trainer={"max_epochs": 2, "progress_bar": False},
+                  data={"max_bad_fraction": 0.1})
+    train(cfg)
+    out = capsys.readouterr().out
+    assert "1 unreadable video(s) in data.train, replaced by other samples:" in out
+    assert _lines_naming(out, train_sources[0]) == 1, out
+
+
+def _lines_naming(text: str, path: Path) -> int:
+    return sum(str(path) in line for line in text.splitlines())

@@ -44,6 +44,11 @@ def test_train_writes_checkpoints_results_and_export(tiny_gym, tmp_path):
     assert set(load_file(str(summary.exported))) == set(from_ckpt.model.state_dict())
     # Lightning checkpoints load with weights_only=True (no pickled code).
     assert "state_dict" in read_checkpoint(summary.last_checkpoint)
+    # Any split can be evaluated, the training split too: with the test protocol's views, not augmented clips.
+    assert main(["test", str(tmp_path / "run" / "config.yaml"), "--checkpoint", str(summary.best_checkpoint),
+                 "--split", "train"]) == 0
+    train_results = json.loads((summary.best_checkpoint.parent / "results_train.json").read_text())
+    assert train_results["metrics"]["element"]["num_videos"] == len(_labels(tiny_gym.train_list))
 
 
 class StopAfterEpoch(L.Callback):
@@ -146,7 +151,7 @@ def test_ddp_two_cpu_processes_count_every_video_once(tiny_gym, tmp_path):
     assert np.array_equal(confusion.sum(1), np.bincount(val_labels, minlength=16))
 
 
-def test_config_errors_from_the_command_line(tiny_gym, tmp_path, capsys):
+def test_config_errors_from_the_command_line(tiny_gym, tmp_path, capsys, monkeypatch):
     from omegaconf import OmegaConf
     path = tmp_path / "c.yaml"
     path.write_text(OmegaConf.to_yaml(OmegaConf.create(tiny_experiment(tiny_gym, tmp_path / "x"))))
@@ -158,12 +163,32 @@ def test_config_errors_from_the_command_line(tiny_gym, tmp_path, capsys):
     assert "choose one of" in capsys.readouterr().err
     assert main(["train", str(path), "data.prefetch_factor=0"]) == 2
     assert "data.prefetch_factor: expected a value >= 1, found 0" in capsys.readouterr().err
+    # overrides after an option still apply (the bad value is reported), unknown options are still refused
+    assert main(["train", str(path), "--resume", "data.prefetch_factor=0"]) == 2
+    assert "data.prefetch_factor: expected a value >= 1, found 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", str(path), "--resume", "--resme"])
+    assert "unrecognized arguments: --resme" in capsys.readouterr().err
+    import fineact.config
+
+    monkeypatch.setattr(fineact.config, "_tensorboard_installed", lambda: False)
+    assert main(["train", str(path), "trainer.tensorboard=true"]) == 2
+    assert "trainer.tensorboard: expected false, or true with the tensorboard package installed" in \
+        capsys.readouterr().err
     assert main(["train", str(path), "trainer.compile=true", "trainer.compile_backend=inductr"]) == 2
     assert "trainer.compile_backend: expected a torch.compile backend" in capsys.readouterr().err
     assert main(["train", str(path), "trainer.compile=true", "trainer.compile_backend=aot_eager",
                  "trainer.compile_mode=max-autotune"]) == 2
     assert "trainer.compile_mode: expected default unless trainer.compile_backend is inductor" in \
         capsys.readouterr().err
+    # Mistakes found while building the run (labels, model, annotations) leave no output folder behind.
+    for override, named in (("model.args.depth=19", "depth"), ("data.format=vide_list", "data.format: expected"),
+                            ("model.name=tsm_r19", "model.name: unknown model 'tsm_r19'"),
+                            (f"data.train.annotations={tmp_path / 'missing.txt'}", "missing.txt")):
+        assert main(["train", str(path), override]) == 2, override
+        err = capsys.readouterr().err
+        assert err.startswith("fineact train: error:") and named in err, err
+        assert not (tmp_path / "x").exists(), override
 
 
 COMPILED_GRAPHS: list[list[torch.Size]] = []  # placeholder shapes of each graph the recorder backend was given

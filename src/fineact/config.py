@@ -1,6 +1,6 @@
 """Experiment configs: YAML files validated against the typed structures below.
 
-    cfg = load_config("configs/demo.yaml", overrides=["optim.lr=0.02", "trainer.max_epochs=3"])
+    cfg = load_config("configs/ssv1_tsm_r18_8f.yaml", overrides=["optim.lr=0.02", "trainer.max_epochs=3"])
 
 OmegaConf checks types and rejects unknown keys; we turn its errors into ConfigErrors that name the file and
 key and suggest the closest valid key. `validate()` then checks values a type cannot express (positive lr,
@@ -17,6 +17,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from fineact.data.annotations import FORMATS as ANNOTATION_FORMATS
 from fineact.errors import ConfigError
 
 
@@ -232,7 +233,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise _explain(exc, source) from None
     config_dir = Path(path).resolve().parent if path is not None else Path.cwd()
     _absolutise_paths(cfg, config_dir)
-    validate(cfg, source)
+    validate(cfg, f"{source} with overrides {' '.join(overrides)}" if overrides else source)
     return cfg
 
 
@@ -296,13 +297,24 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
     need(len(cfg.data.resize) in (1, 2) and all(s > 0 for s in cfg.data.resize), "data.resize",
          "[short side] or [height, width]", list(cfg.data.resize))
     need(cfg.data.labels in LABEL_KINDS, "data.labels", f"one of {LABEL_KINDS}", cfg.data.labels)
+    need(cfg.data.format in ANNOTATION_FORMATS, "data.format", f"one of {', '.join(ANNOTATION_FORMATS)}",
+         cfg.data.format)
     need(cfg.eval.aggregate in AGGREGATES, "eval.aggregate", f"one of {AGGREGATES}", cfg.eval.aggregate)
     need(all(w >= 0 for w in cfg.loss.weights.values()), "loss.weights", "non-negative weights",
          dict(cfg.loss.weights))
     if cfg.trainer.compile:
         _check_compile_options(cfg.trainer, need)
+    need(not cfg.trainer.tensorboard or _tensorboard_installed(), "trainer.tensorboard",
+         "false, or true with the tensorboard package installed (pip install -e .[tensorboard])",
+         cfg.trainer.tensorboard)
     if problems:
         raise ConfigError(f"{source}: invalid values:\n  " + "\n  ".join(problems))
+
+
+def _tensorboard_installed() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(name) is not None for name in ("tensorboard", "tensorboardX"))
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -103,11 +103,12 @@ class VideoDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
 
+    # Evaluation reads any split (the train split too) with the test protocol's views.
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_split, shuffle=False)
+        return self._loader(self.eval_split, shuffle=False, mode="test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_split, shuffle=False)
+        return self._loader(self.eval_split, shuffle=False, mode="test")
 
     # -- bad videos --------------------------------------------------------------------------------------
     def raise_if_too_many_bad(self, skipped: list[str], split: str = "train") -> None:

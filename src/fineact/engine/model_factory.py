@@ -11,7 +11,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from fineact.errors import ConfigError
+from fineact.errors import ConfigError, ModelError
 from fineact.labels import LabelLevels
 from fineact.models import build_model, get_entry
 from fineact.models.arc import set_memory_bounded
@@ -26,7 +26,10 @@ def build_from_config(cfg: DictConfig, levels: LabelLevels) -> tuple[nn.Module, 
 
 
 def _build(cfg: DictConfig, levels: LabelLevels) -> tuple[nn.Module, list[str], dict[str, int]]:
-    entry = get_entry(cfg.model.name)
+    try:
+        entry = get_entry(cfg.model.name)
+    except ModelError as exc:
+        raise ModelError(f"model.name: {exc}") from None
     args = OmegaConf.to_container(cfg.model.args, resolve=True) if cfg.model.args else {}
     accepted = entry.accepted_arguments()
     if "levels" in accepted:

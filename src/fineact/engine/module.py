@@ -52,7 +52,9 @@ class RecognitionModule(L.LightningModule):
             and self.levels.finest in self.trained_levels
         self.val_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
         self.test_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
-        self.skipped_videos: list[str] = []
+        self.skipped_videos: list[str] = []  # evaluation: left out of the metrics
+        self.skipped_train_videos: list[str] = []  # training: replaced by other samples
+        self._reported_skips: set[tuple[str, str]] = set()
         self.test_results: dict | None = None
 
     def configure_model(self) -> None:
@@ -92,7 +94,7 @@ class RecognitionModule(L.LightningModule):
 
     # -- training ----------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        self._note_skipped(batch)
+        self._note_skipped(batch, self.skipped_train_videos)
         if "features" in batch:  # cached features (B, V, D): train on the first view
             outputs = self.forward_cached({k: v[:, 0] for k, v in batch["features"].items()})
         else:
@@ -127,7 +129,7 @@ class RecognitionModule(L.LightningModule):
         return scores
 
     def _evaluate(self, batch: dict, metrics: LevelMetrics) -> dict[str, torch.Tensor]:
-        self._note_skipped(batch)
+        self._note_skipped(batch, self.skipped_videos)
         if "features" in batch:
             scores = self.aggregate_views(batch["features"], cached=True)
         else:
@@ -153,6 +155,9 @@ class RecognitionModule(L.LightningModule):
         self._evaluate(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._report_new_skips(self.all_skipped_videos(self.skipped_videos), "data.val",
+                                   "left out of the validation metrics")
         results = self.val_metrics.compute()
         self.val_metrics.reset()
         for level in self.trained_levels:
@@ -175,24 +180,41 @@ class RecognitionModule(L.LightningModule):
         return self.aggregate_views(batch["clips"])
 
     # -- bookkeeping -------------------------------------------------------------------------------------
-    def _note_skipped(self, batch: dict) -> None:
+    @staticmethod
+    def _note_skipped(batch: dict, into: list[str]) -> None:
         for entry in batch.get("skipped", []) or []:
-            self.skipped_videos += [line for line in entry.splitlines() if line]
+            into += [line for line in entry.splitlines() if line]
 
-    def all_skipped_videos(self) -> list[str]:
-        """Unreadable videos noted by every process (gathered under DDP)."""
+    def all_skipped_videos(self, entries: list[str]) -> list[str]:
+        """`entries` ("path\treason" lines) of every process (gathered under DDP)."""
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             gathered: list = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, self.skipped_videos)
+            dist.all_gather_object(gathered, entries)
             return [entry for part in gathered for entry in part]
-        return list(self.skipped_videos)
+        return list(entries)
+
+    def _report_new_skips(self, entries: list[str], split_key: str, what_happened: str) -> None:
+        """Name each unreadable video once, with its reason, the first time an epoch meets it."""
+        new = {}
+        for entry in entries:
+            path, _, reason = entry.partition("\t")
+            if (split_key, path) not in self._reported_skips:
+                self._reported_skips.add((split_key, path))
+                new[path] = reason
+        if new and self.trainer.is_global_zero:
+            # the reasons of fineact's readers start with the path already
+            lines = "".join(f"\n  {reason if reason.startswith(path) else f'{path}: {reason}'}"
+                            for path, reason in sorted(new.items()))
+            print(f"fineact: {len(new)} unreadable video(s) in {split_key}, {what_happened}:{lines}", flush=True)
 
     def on_train_epoch_end(self) -> None:
+        skipped = self.all_skipped_videos(self.skipped_train_videos)
+        self._report_new_skips(skipped, "data.train", "replaced by other samples")
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "raise_if_too_many_bad"):
-            datamodule.raise_if_too_many_bad(self.all_skipped_videos())
+            datamodule.raise_if_too_many_bad(skipped)
 
     def configure_optimizers(self) -> Any:
         trainer = self.trainer

@@ -1,6 +1,6 @@
 """High-level runs behind `fineact train / test`: config -> levels -> module + data -> Trainer -> results.
 
-    summary = train(load_config("configs/demo.yaml"))
+    summary = train(load_config("configs/ssv1_tsm_r18_8f.yaml"))
     results = test(load_config(...), checkpoint="runs/x/checkpoints/best.ckpt")
 """
 
@@ -70,13 +70,15 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None) 
     `callbacks` are extra Lightning callbacks (e.g. early stopping) added to the Trainer's own.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    output_dir = Path(cfg.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     levels = levels_from_config(cfg)
     module = build_module(cfg, levels)
     datamodule = VideoDataModule(cfg, levels, module.model)
     has_val = cfg.data.val is not None
+    for split in ("train", "val") if has_val else ("train",):
+        datamodule.dataset(split)  # reads the annotations: a bad file or format fails before anything is written
+    output_dir = Path(cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.multitask.cache_features:
         datamodule = cached_feature_datamodule(cfg, levels, module, datamodule, output_dir / "features")
     trainer = build_trainer(cfg, output_dir, validate=has_val, extra_callbacks=callbacks or [])
