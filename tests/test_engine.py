@@ -219,3 +219,15 @@ def test_compile_option_traces_one_static_graph_per_clip_shape(tiny_gym, tmp_pat
     assert clip_batches == {4, 3}  # 16 training clips in batches of 4; 15 validation clips: 4 + 4 + 4 + 3
     keys = read_checkpoint(summary.last_checkpoint)["state_dict"].keys()
     assert keys and not any("_orig_mod" in k for k in keys)
+
+
+def test_evaluating_a_checkpoint_with_another_configs_labels_is_refused():
+    from fineact.engine.run import _check_labels_match
+    from fineact.errors import ConfigError
+    from fineact.labels import flat_levels
+
+    _check_labels_match(Path("a.ckpt"), flat_levels(["x", "y", "z"]), flat_levels(["x", "y", "z"]))
+    with pytest.raises(ConfigError, match=r"checkpoint a.ckpt: .*checkpoint label 3; data label 2"):
+        _check_labels_match(Path("a.ckpt"), flat_levels(["x", "y", "z"]), flat_levels(["x", "y"]))
+    with pytest.raises(ConfigError, match="or the same counts with other names"):
+        _check_labels_match(Path("a.ckpt"), flat_levels(["x", "y"]), flat_levels(["x", "w"]))

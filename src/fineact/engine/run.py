@@ -130,6 +130,8 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
     checkpoint = Path(checkpoint)
     loaded = module if module is not None else load_module(checkpoint, config_overrides=cfg)
     levels = loaded.levels
+    if module is None:
+        _check_labels_match(checkpoint, levels, levels_from_config(cfg))
     datamodule = datamodule or VideoDataModule(cfg, levels, loaded.model)
     datamodule.eval_split = split
     trainer = build_trainer(cfg, Path(cfg.output_dir), validate=False, logger=False,
@@ -148,6 +150,15 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
             print(format_results_table(results))
             print(f"results written to {path}")
     return results, path
+
+
+def _check_labels_match(checkpoint: Path, trained: LabelLevels, data: LabelLevels) -> None:
+    """A checkpoint evaluated with another config's data must have been trained on the same label levels."""
+    if trained.class_names != data.class_names:
+        sizes = lambda levels: ", ".join(f"{n} {levels.num_classes[n]}" for n in levels.level_names)  # noqa: E731
+        raise ConfigError(f"checkpoint {checkpoint}: it was trained on other labels than the config's data "
+                          f"(classes per level: checkpoint {sizes(trained)}; data {sizes(data)}, or the same "
+                          "counts with other names). Evaluate it with the config it was trained with.")
 
 
 def test(cfg: DictConfig, checkpoint: str | Path, split: str | None = None) -> tuple[dict, Path | None]:
