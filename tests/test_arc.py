@@ -281,6 +281,16 @@ def test_arc_network_compiles_to_one_graph_with_eager_results(name, args, clip_s
     assert all(torch.allclose(buffers_a[k].float(), buffers_b[k].float(), atol=1e-5) for k in buffers_a)
 
 
+def test_pools_repeat_counts_follow_pytorchs_nearest_upsampling():
+    """PoolS of a non-integer upsampling weights each pixel by how often nearest upsampling repeats it."""
+    for src in range(1, 25):
+        for dst in range(src, 130):
+            index = torch.nn.functional.interpolate(torch.arange(src, dtype=torch.float32).view(1, 1, src),
+                                                    size=dst, mode="nearest").long().flatten()
+            want = torch.bincount(index, minlength=src).float()
+            assert torch.equal(arc_module._nearest_repeat_counts(src, dst, "cpu", torch.float32), want), (src, dst)
+
+
 def conv_input_layouts(model):
     """Filled during the next forward: for each conv call, in order, whether its input was channels_last(_3d)."""
     seen = []

@@ -32,6 +32,7 @@ import math
 from contextlib import contextmanager, nullcontext
 from typing import Iterable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -277,23 +278,26 @@ _COUNT_CACHE: dict[tuple, torch.Tensor] = {}
 
 
 def _nearest_repeat_counts(src: int, dst: int, device, dtype) -> torch.Tensor:
-    """How many times each of `src` positions appears after nearest upsampling to `dst` (PyTorch's rule:
-    output i reads input floor(i * src / dst), in float64).
-
-    Counted in Python from the sizes alone, so that torch.compile and export see a constant (a bincount's output
-    size depends on data and breaks the graph). Cached in eager mode; not while compiling (see _identity_like)."""
-    def make():
-        counts = [0] * src
-        for i in range(dst):
-            counts[min(math.floor(i * (src / dst)), src - 1)] += 1
-        return torch.tensor(counts, device=device, dtype=dtype)
-
+    """How many times each of `src` positions appears after nearest upsampling to `dst` (as a tensor; cached in
+    eager mode, not while compiling: see _identity_like)."""
+    make = lambda: torch.tensor(_repeat_counts(src, dst), device=device, dtype=dtype)  # noqa: E731
     if torch.compiler.is_compiling():
         return make()
     key = (src, dst, str(device), dtype)
     if key not in _COUNT_CACHE:
         _COUNT_CACHE[key] = make()
     return _COUNT_CACHE[key]
+
+
+@torch.compiler.assume_constant_result  # a function of the sizes alone: torch.compile and export see a constant
+def _repeat_counts(src: int, dst: int) -> list[int]:
+    """PyTorch's nearest rule: output i reads input floor(i * (src / dst)), computed in float32 (float64 gives
+    other counts, e.g. for 2 -> 82)."""
+    scale = np.float32(src) / np.float32(dst)
+    counts = [0] * src
+    for i in range(dst):
+        counts[min(math.floor(np.float32(i) * scale), src - 1)] += 1
+    return counts
 
 
 # -- decorating a whole network ---------------------------------------------------------------------------
