@@ -25,7 +25,7 @@ import torch
 
 from common import (add_host_memory_option, apply_host_memory, interleaved_median_times,
                     print_table, write_results)
-from fineact.engine.module import to_channels_last
+from fineact.engine.performance import to_channels_last
 from fineact.models import build_model
 from fineact.models.arc import set_memory_bounded
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (add_host_memory_option, apply_host_memory, interleaved_median_times,  # noqa: E402
                     print_table, write_results)
 
-from fineact.engine.module import compile_model, to_channels_last  # noqa: E402
+from fineact.engine.performance import compile_model, to_channels_last  # noqa: E402
 from fineact.models import build_model  # noqa: E402
 
 VARIANTS = {  # name: (bf16 autocast, channels_last, compile)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fineact.config import load_config
 from fineact.engine.module import RecognitionModule
+from fineact.engine.performance import performance_callbacks
 from fineact.engine.optim import parameter_groups
 from fineact.labels import LabelLevels, diving48_levels, finegym_levels, flat_levels, read_class_names
 
@@ -205,8 +206,9 @@ def test_recipe_builds_and_trains_one_step(path, shared_data):
 
 @pytest.mark.parametrize("name", ["ssv1_arc_tsm_r18_8f.yaml", "gym99_multitask_set_t8_element_slowonly.yaml"])
 def test_channels_last_option_feeds_the_model_channels_last_clips_and_keeps_outputs(name, shared_data):
-    """trainer.channels_last=true converts the model (configure_model) and every clip (forward); the outputs
-    stay those of the NCHW module."""
+    """trainer.channels_last=true: the Trainer's PerformanceOptions callback converts the model (setup) and
+    every batch's clips (batch start, training and evaluation batches); the outputs stay those of the NCHW
+    module."""
     torch.manual_seed(0)
     cfg = smoke_config(CONFIG_DIR / name)
     levels = levels_for(cfg, shared_data)
@@ -214,14 +216,31 @@ def test_channels_last_option_feeds_the_model_channels_last_clips_and_keeps_outp
     cfg.trainer.channels_last = True
     fast = RecognitionModule(OmegaConf.to_container(cfg, resolve=True), levels.to_dict()).eval()
     fast.model.load_state_dict(plain.model.state_dict())
-    fast.configure_model()
+    (options,) = performance_callbacks(cfg.trainer)
+    options.setup(None, fast, "fit")
     convs = [m for m in fast.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
     assert all(m.weight.is_contiguous(memory_format=torch.channels_last if m.weight.dim() == 4
                                       else torch.channels_last_3d) for m in convs)
     seen = conv_input_layouts(fast.model)
     clips = smoke_clips(plain.model)
+    batch = {"clips": clips}
+    options.on_train_batch_start(None, fast, batch, 0)
     with torch.no_grad():
-        want, got = plain(clips), fast(clips)
+        want, got = plain(clips), fast(batch["clips"])
     assert seen and all(seen)  # the stem included: the clips arrived channels_last
     for level in want:
         assert torch.allclose(got[level], want[level], atol=1e-5)
+    # An evaluation batch (B, V, C, T, H, W): its flattened views reach the model channels_last too.
+    views = _map(clips, lambda t: torch.stack([t, t.flip(-1)], 1))
+    batch = {"clips": views}
+    options.on_test_batch_start(None, fast, batch, 0)
+    seen.clear()
+    with torch.no_grad():
+        want, got = plain.aggregate_views(views), fast.aggregate_views(batch["clips"])
+    assert seen and all(seen)
+    for level in want:
+        assert torch.allclose(got[level], want[level], atol=1e-5)
+
+
+def _map(clips, fn):
+    return {k: fn(v) for k, v in clips.items()} if isinstance(clips, dict) else fn(clips)

@@ -14,6 +14,7 @@ from conftest import tiny_experiment
 from fineact.cli import main
 from fineact.config import load_config
 from fineact.data.datasets import KeyedSampler
+from fineact.data.unreadable import decode as decode_unreadable
 from fineact.engine.datamodule import VideoDataModule
 from fineact.engine.module import RecognitionModule
 from fineact.engine.run import levels_from_config
@@ -76,8 +77,9 @@ def test_training_replaces_unreadable_videos_and_names_them(tiny_gym, damaged_gy
     assert names["garbage"] in item["skipped"]
     skipped = []
     for batch in DataLoader(dataset, batch_size=4, sampler=KeyedSampler(len(dataset), shuffle=True)):
-        skipped += [line for entry in batch["skipped"] for line in entry.splitlines()]
-    bad = {Path(line.split("\t")[0]).name for line in skipped}
+        skipped += decode_unreadable(batch["skipped"])
+    assert all(video.reason for video in skipped)
+    bad = {Path(video.path).name for video in skipped}
     damaged_in_train = {n for n in names.values() if n in {Path(s.source).name for s in dataset.samples}}
     assert bad == damaged_in_train
     with pytest.raises(FineactError) as info:

@@ -56,6 +56,7 @@ __all__ = [
     "read_class_names",
     "consistent_predict",
     "consistency_rate",
+    "consistent_samples",
     "read_numbered_lines",
     "read_json_list",
     "closest_hint",
@@ -622,19 +623,17 @@ def _sample_count(levels: LabelLevels, log_probs: Mapping[str, torch.Tensor]) ->
     return counts.pop()
 
 
-def consistency_rate(levels: LabelLevels, predictions: Mapping[str, torch.Tensor]) -> float:
-    """Share of samples whose per-level predictions form a valid path.
+def consistent_samples(levels: LabelLevels, predictions: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Per sample, whether its per-level predictions form a valid path: a (N,) bool tensor.
 
     predictions: {level: (N,) predicted index}, e.g. independent argmaxes of each head; it must include the
     finest level. A sample is consistent when every given level equals the label derived from its finest
-    prediction.
+    prediction. Evaluation (engine/module.py) and `consistency_rate` both count with this function.
     """
     if levels.finest not in predictions:
-        raise ValueError(f"consistency_rate needs the finest level {levels.finest!r} among {list(predictions)}")
+        raise ValueError(f"consistency needs the finest level {levels.finest!r} among {list(predictions)}")
     derived = levels.derive_batch(torch.as_tensor(predictions[levels.finest]))
     count = derived[levels.finest].numel()
-    if count == 0:
-        raise ValueError("consistency_rate needs at least one sample")
     agree = torch.ones(count, dtype=torch.bool, device=derived[levels.finest].device)
     for level, predicted in predictions.items():
         predicted = torch.as_tensor(predicted).to(agree.device).reshape(-1)
@@ -642,4 +641,12 @@ def consistency_rate(levels: LabelLevels, predictions: Mapping[str, torch.Tensor
             raise ValueError(f"predictions of level {levels._level(level)!r} have {predicted.numel()} samples, "
                              f"the finest level has {count}")
         agree &= predicted == derived[levels._level(level)].reshape(-1)
+    return agree
+
+
+def consistency_rate(levels: LabelLevels, predictions: Mapping[str, torch.Tensor]) -> float:
+    """Share of samples whose per-level predictions form a valid path (see `consistent_samples`)."""
+    agree = consistent_samples(levels, predictions)
+    if agree.numel() == 0:
+        raise ValueError("consistency_rate needs at least one sample")
     return float(agree.float().mean())

@@ -23,6 +23,8 @@ from torch.utils.data import Dataset, Sampler
 
 from fineact.data.annotations import Sample
 from fineact.data.sampling import DenseSampler, MultiPathwaySampler, SegmentSampler
+from fineact.data.unreadable import UnreadableVideo
+from fineact.data.unreadable import encode as encode_unreadable
 from fineact.data.video import probe_video, read_frames_multi
 from fineact.errors import ConfigError, VideoError
 from fineact.models.base import ClipSpec
@@ -170,21 +172,21 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, key) -> dict:
         index, seed = key if isinstance(key, tuple) else (key, key)
         rng = np.random.default_rng(seed)
-        skipped: list[str] = []
+        skipped: list[UnreadableVideo] = []
         for _ in range(MAX_REPLACEMENTS):
             sample = self.samples[index]
             try:
                 clips, label = self.load(sample, rng)
                 return self._item(clips, label, index, skipped)
             except VideoError as error:
-                skipped.append(f"{sample.source}\t{error}")
+                skipped.append(UnreadableVideo(sample.source, str(error)))
                 if self.options.mode != "train":
                     return self._item(self.placeholder(), -1, index, skipped)
                 index = int(rng.integers(len(self.samples)))
         raise VideoError(f"{MAX_REPLACEMENTS} unreadable videos in a row while drawing replacements; last: "
-                         f"{skipped[-1]}. Run `fineact check-data` on this config to list every bad video.")
+                         f"{skipped[-1].describe()}. Run `fineact check-data` on this config to list every bad video.")
 
-    def _item(self, clips: dict, label: int, index: int, skipped: list[str]) -> dict:
+    def _item(self, clips: dict, label: int, index: int, skipped: list[UnreadableVideo]) -> dict:
         single = list(clips) == ["clip"]
         return {"clips": clips["clip"] if single else clips, "label": torch.tensor(label, dtype=torch.long),
-                "index": torch.tensor(index, dtype=torch.long), "skipped": "\n".join(skipped)}
+                "index": torch.tensor(index, dtype=torch.long), "skipped": encode_unreadable(skipped)}

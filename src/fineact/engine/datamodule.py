@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from fineact.data.annotations import Sample, read_annotations
 from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDataset, sampler_for
+from fineact.data.unreadable import UnreadableVideo
 from fineact.data.transforms import build_test_transform, build_train_transform
 from fineact.errors import ConfigError, FineactError
 from fineact.labels import LabelLevels
@@ -111,9 +112,9 @@ class VideoDataModule(L.LightningDataModule):
         return self._loader(self.eval_split, shuffle=False, mode="test")
 
     # -- bad videos --------------------------------------------------------------------------------------
-    def raise_if_too_many_bad(self, skipped: list[str], split: str = "train") -> None:
+    def raise_if_too_many_bad(self, skipped: list[UnreadableVideo], split: str = "train") -> None:
         """Fail loudly when more than data.max_bad_fraction of a split's videos could not be read."""
-        bad = sorted({entry.split("\t")[0] for entry in skipped if entry})
+        bad = sorted({video.path for video in skipped})
         if not bad or f"{split}/train" not in self._datasets:
             return
         total = len(self._datasets[f"{split}/train"])

@@ -1,8 +1,11 @@
-"""The LightningModule: loss per level, evaluation with view aggregation, metrics, optimiser wiring.
+"""The LightningModule: the science of a run. Loss per level, evaluation with view aggregation, metrics,
+optimiser wiring.
 
 A batch is a dict: "clips" (a tensor, or {pathway: tensor} for multi-pathway models; evaluation batches carry
 a view axis after the batch axis: (B, V, C, T, H, W)), "label" (finest labels), "index" (sample indices) and
-"skipped" (paths of unreadable videos the dataset replaced, so they can be counted across workers).
+"skipped" (unreadable videos the dataset replaced or marked; the UnreadableVideos callback counts them).
+The engineering lives next to the Trainer: unreadable-video accounting (unreadable_videos.py), channels_last
+and torch.compile (performance.py).
 """
 
 from __future__ import annotations
@@ -11,27 +14,45 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from fineact.engine.metrics import LevelMetrics
 from fineact.engine.model_factory import build_from_config
 from fineact.engine.optim import build_optimizer
-from fineact.errors import FineactError
-from fineact.labels import LabelLevels, consistent_predict
+from fineact.errors import ConfigError, FineactError
+from fineact.labels import LabelLevels, consistent_predict, consistent_samples
+from fineact.models.multitask import level_loss
 
 
 def _map_clips(clips, fn):
     return {k: fn(v) for k, v in clips.items()} if isinstance(clips, dict) else fn(clips)
 
 
-def _channels_last_clip(clip: torch.Tensor) -> torch.Tensor:
-    """A (N, C, T, H, W) clip in channels_last_3d; anything else as it is, for the model's own shape check."""
-    return clip.contiguous(memory_format=torch.channels_last_3d) if clip.dim() == 5 else clip
-
-
 def _first(clips) -> torch.Tensor:
     return next(iter(clips.values())) if isinstance(clips, dict) else clips
+
+
+def loss_weights_for(configured: dict, trained_levels: list[str], model_weights: dict | None) -> dict[str, float]:
+    """{level: λ} for the loss, in the trained levels' order.
+
+    `loss.weights` from the config, when given, must name exactly the levels the model is trained on; else the
+    model's own weights (the multi-task networks: 1 : 2 : 4), else 1.0 for a single level.
+    """
+    if configured:
+        unknown = [level for level in configured if level not in trained_levels]
+        missing = [level for level in trained_levels if level not in configured]
+        if unknown or missing:
+            found = ", ".join(f"{k}: {v}" for k, v in configured.items())
+            raise ConfigError(f"loss.weights must give one weight per trained level {trained_levels}, found "
+                              f"{{{found}}}" + (f"; unknown level(s) {unknown}" if unknown else "")
+                              + (f"; missing level(s) {missing}" if missing else ""))
+        return {level: float(configured[level]) for level in trained_levels}
+    if model_weights:
+        return {level: float(model_weights[level]) for level in trained_levels}
+    if len(trained_levels) != 1:
+        raise ConfigError(f"loss.weights: the model predicts {trained_levels} but states no loss weights; give "
+                          "one per level, e.g. " + ", ".join(f"loss.weights.{lv}=1.0" for lv in trained_levels))
+    return {trained_levels[0]: 1.0}
 
 
 class RecognitionModule(L.LightningModule):
@@ -46,30 +67,16 @@ class RecognitionModule(L.LightningModule):
         self.cfg: DictConfig = OmegaConf.create(config)
         self.levels = LabelLevels.from_dict(levels)
         self.model, self.trained_levels, num_classes = build_from_config(self.cfg, self.levels)
-        weights = dict(self.cfg.loss.weights) or dict(getattr(self.model, "loss_weights", {}) or {})
-        self.loss_weights = {level: float(weights.get(level, 1.0)) for level in self.trained_levels}
+        self.loss_weights = loss_weights_for(dict(self.cfg.loss.weights), self.trained_levels,
+                                             getattr(self.model, "loss_weights", None))
         consistent = bool(self.cfg.eval.consistent) and len(self.trained_levels) > 1 \
             and self.levels.finest in self.trained_levels
         self.val_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
         self.test_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
-        self.skipped_videos: list[str] = []  # evaluation: left out of the metrics
-        self.skipped_train_videos: list[str] = []  # training: replaced by other samples
-        self._reported_skips: set[tuple[str, str]] = set()
         self.test_results: dict | None = None
-
-    def configure_model(self) -> None:
-        """Speed options from the config: channels_last memory format (GPU and CPU) and torch.compile."""
-        if self.cfg.trainer.channels_last:
-            to_channels_last(self.model)
-        trainer = self.cfg.trainer
-        if trainer.compile and not getattr(self, "_compiled", False):
-            compile_model(self.model, trainer.compile_backend, trainer.compile_mode)
-            self._compiled = True
 
     # -- forward -----------------------------------------------------------------------------------------
     def forward(self, clips) -> dict[str, torch.Tensor]:
-        if self.cfg.trainer.channels_last:  # clips in the model's layout: the first conv reads them as they are
-            clips = _map_clips(clips, _channels_last_clip)
         outputs = self.model(clips)
         if isinstance(outputs, torch.Tensor):
             return {self.trained_levels[0]: outputs}
@@ -85,16 +92,11 @@ class RecognitionModule(L.LightningModule):
         return {level: derived[level] for level in self.trained_levels}
 
     def compute_loss(self, outputs: dict, targets: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        # Weighted sum of per-level cross-entropies (multi-task default weights 1 : 2 : 4, seed 000 eq. 2).
-        per_level = {level: F.cross_entropy(outputs[level], targets[level],
-                                            label_smoothing=self.cfg.loss.label_smoothing)
-                     for level in self.trained_levels}
-        total = sum(self.loss_weights[level] * loss for level, loss in per_level.items())
-        return total, per_level
+        """Weighted sum of per-level cross-entropies: models/multitask.py `level_loss` (seed 000 eq. 2)."""
+        return level_loss(outputs, targets, self.loss_weights, self.cfg.loss.label_smoothing)
 
     # -- training ----------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        self._note_skipped(batch, self.skipped_train_videos)
         if "features" in batch:  # cached features (B, V, D): train on the first view
             outputs = self.forward_cached({k: v[:, 0] for k, v in batch["features"].items()})
         else:
@@ -129,7 +131,6 @@ class RecognitionModule(L.LightningModule):
         return scores
 
     def _evaluate(self, batch: dict, metrics: LevelMetrics) -> dict[str, torch.Tensor]:
-        self._note_skipped(batch, self.skipped_videos)
         if "features" in batch:
             scores = self.aggregate_views(batch["features"], cached=True)
         else:
@@ -146,8 +147,7 @@ class RecognitionModule(L.LightningModule):
                          .clamp_min(1e-12).log() for level, s in scores.items()}
             sub = self.levels.select(self.trained_levels)
             consistent = consistent_predict(sub, log_probs, self.loss_weights)
-            derived = sub.derive_batch(scores[sub.finest].argmax(1))
-            is_consistent = torch.stack([derived[lv] == scores[lv].argmax(1) for lv in self.trained_levels]).all(0)
+            is_consistent = consistent_samples(sub, {lv: scores[lv].argmax(1) for lv in self.trained_levels})
         metrics.update(scores, targets, consistent, is_consistent)
         return scores
 
@@ -155,9 +155,6 @@ class RecognitionModule(L.LightningModule):
         self._evaluate(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._report_new_skips(self.all_skipped_videos(self.skipped_videos), "data.val",
-                                   "left out of the validation metrics")
         results = self.val_metrics.compute()
         self.val_metrics.reset()
         for level in self.trained_levels:
@@ -178,43 +175,6 @@ class RecognitionModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return self.aggregate_views(batch["clips"])
-
-    # -- bookkeeping -------------------------------------------------------------------------------------
-    @staticmethod
-    def _note_skipped(batch: dict, into: list[str]) -> None:
-        for entry in batch.get("skipped", []) or []:
-            into += [line for line in entry.splitlines() if line]
-
-    def all_skipped_videos(self, entries: list[str]) -> list[str]:
-        """`entries` ("path\treason" lines) of every process (gathered under DDP)."""
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            gathered: list = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, entries)
-            return [entry for part in gathered for entry in part]
-        return list(entries)
-
-    def _report_new_skips(self, entries: list[str], split_key: str, what_happened: str) -> None:
-        """Name each unreadable video once, with its reason, the first time an epoch meets it."""
-        new = {}
-        for entry in entries:
-            path, _, reason = entry.partition("\t")
-            if (split_key, path) not in self._reported_skips:
-                self._reported_skips.add((split_key, path))
-                new[path] = reason
-        if new and self.trainer.is_global_zero:
-            # the reasons of fineact's readers start with the path already
-            lines = "".join(f"\n  {reason if reason.startswith(path) else f'{path}: {reason}'}"
-                            for path, reason in sorted(new.items()))
-            print(f"fineact: {len(new)} unreadable video(s) in {split_key}, {what_happened}:{lines}", flush=True)
-
-    def on_train_epoch_end(self) -> None:
-        skipped = self.all_skipped_videos(self.skipped_train_videos)
-        self._report_new_skips(skipped, "data.train", "replaced by other samples")
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "raise_if_too_many_bad"):
-            datamodule.raise_if_too_many_bad(skipped)
 
     def configure_optimizers(self) -> Any:
         trainer = self.trainer
@@ -252,22 +212,3 @@ class RecognitionModule(L.LightningModule):
             version, state, gauss_next = states["python"]
             random.setstate((version, tuple(int(x) for x in state.tolist()), gauss_next))
 
-
-def compile_model(model: torch.nn.Module, backend: str = "inductor", mode: str = "default") -> torch.nn.Module:
-    """torch.compile `model` in place (nn.Module.compile: its state-dict keys stay the same), with static shapes.
-
-    Why static: every fineact model compiles to one graph, and a new clip shape (the last, smaller batch; eval)
-    then gets a graph of its own. PyTorch's default makes a size symbolic once it has seen two values of it, and
-    inductor (torch 2.13) fails on these networks with symbolic sizes: in the backward of nearest upsampling
-    (seen on the second of two models compiled in one process) and, with every size symbolic, at the stem."""
-    options = {"backend": backend, "dynamic": False}
-    if mode != "default":
-        options["mode"] = mode
-    model.compile(**options)
-    return model
-
-
-def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
-    """channels_last memory format for a 2D model, channels_last_3d for one with 3D convs; in place."""
-    is_3d = any(isinstance(m, torch.nn.Conv3d) for m in model.modules())
-    return model.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)

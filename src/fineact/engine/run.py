@@ -19,7 +19,7 @@ from fineact.engine.datamodule import VideoDataModule
 from fineact.engine.features import FeatureDataModule, extract_features
 from fineact.engine.module import RecognitionModule
 from fineact.engine.results import format_results_table, write_results
-from fineact.engine.trainer import build_trainer
+from fineact.engine.trainer import build_trainer, evaluation_callbacks
 from fineact.errors import ConfigError
 from fineact.labels import LabelLevels, diving48_levels, finegym_levels, flat_levels, read_class_names
 
@@ -134,8 +134,9 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
         _check_labels_match(checkpoint, levels, levels_from_config(cfg))
     datamodule = datamodule or VideoDataModule(cfg, levels, loaded.model)
     datamodule.eval_split = split
+    unreadable, callbacks = evaluation_callbacks(cfg)
     trainer = build_trainer(cfg, Path(cfg.output_dir), validate=False, logger=False,
-                            enable_checkpointing=False, callbacks=[])
+                            enable_checkpointing=False, callbacks=callbacks)
     trainer.test(loaded, datamodule=datamodule, verbose=False)
     results = loaded.test_results or {}
     path = None
@@ -145,7 +146,7 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
                              extra={"checkpoint": str(checkpoint), "split": split,
                                     "views": {"clips": cfg.data.test_clips, "crops": cfg.data.test_crops},
                                     "aggregate": cfg.eval.aggregate,
-                                    "skipped_videos": sorted(set(loaded.skipped_videos))})
+                                    "skipped_videos": sorted({v.describe() for v in unreadable.evaluated})})
         if not quiet:
             print(format_results_table(results))
             print(f"results written to {path}")

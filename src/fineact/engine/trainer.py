@@ -1,5 +1,8 @@
 """The Lightning Trainer a config describes: devices, precision, DDP, checkpoints, progress bar, loggers.
 
+The engineering of a run is here, as Lightning callbacks: the speed options (performance.py) and the
+accounting of unreadable videos (unreadable_videos.py). `evaluation_callbacks` gives an evaluation-only Trainer
+the same two.
 Nothing here is home-made except the atomic checkpoint writer (checkpoint_io.py): checkpoints are Lightning's
 ModelCheckpoint (a `last.ckpt` every epoch plus the best by validation top-1), progress bars Lightning's TQDM
 bar, logs Lightning's CSV (and optional TensorBoard) loggers, gradient clipping the Trainer's norm clipping.
@@ -17,6 +20,8 @@ from omegaconf import DictConfig
 
 from fineact.engine.checkpoint_io import AtomicCheckpointIO
 from fineact.engine.host_memory import reuse_freed_memory
+from fineact.engine.performance import performance_callbacks
+from fineact.engine.unreadable_videos import UnreadableVideos
 
 
 def checkpoint_callbacks(output_dir: Path, validate: bool = True) -> list[ModelCheckpoint]:
@@ -40,8 +45,9 @@ def build_trainer(cfg: DictConfig, output_dir: str | Path, validate: bool = True
     t = cfg.trainer
     if t.reuse_host_memory:
         reuse_freed_memory()
+    # UnreadableVideos after the checkpoints: a run stopped for too many bad videos keeps that epoch's last.ckpt.
     callbacks = [*checkpoint_callbacks(output_dir, validate), LearningRateMonitor(logging_interval="step"),
-                 *extra_callbacks]
+                 *performance_callbacks(t), UnreadableVideos(), *extra_callbacks]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     # A new version folder per (re)start: resuming must not overwrite the logs of the interrupted run.
@@ -64,3 +70,9 @@ def build_trainer(cfg: DictConfig, output_dir: str | Path, validate: bool = True
         kwargs["limit_val_batches"] = 0
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
+
+
+def evaluation_callbacks(cfg: DictConfig) -> tuple[UnreadableVideos, list]:
+    """(the unreadable-video counter, every callback) of an evaluation-only Trainer."""
+    unreadable = UnreadableVideos()
+    return unreadable, [*performance_callbacks(cfg.trainer), unreadable]

@@ -46,13 +46,17 @@ def default_loss_weights(levels: Sequence[str]) -> dict[str, float]:
 
 
 def level_loss(outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
-               weights: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               weights: Mapping[str, float], label_smoothing: float = 0.0
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted sum of one cross-entropy per level; returns (total, {level: cross-entropy}).
 
         L_total = λ1 · L_event + λ2 · L_set + λ3 · L_element,   λ1 : λ2 : λ3 = 1 : 2 : 4      (eq. 2)
         L_c     = -s^c_p + log sum_j exp(s^c_j)       (eq. 1: cross-entropy of level c's scores s^c)
 
+    This is the one loss of fineact: training (engine/module.py) calls it for every model, a single-level
+    model being the case of one level with weight 1. `weights` names the levels summed, in that order.
     Targets are class indices (N,) per level; index -100 marks a sample without a label at that level.
+    `label_smoothing` (beyond the paper; config `loss.label_smoothing`) is PyTorch's, applied per level.
     """
     missing = [level for level in weights if level not in targets]
     if missing:
@@ -64,7 +68,7 @@ def level_loss(outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.
         if target.dtype not in (torch.int64, torch.int32) or target.dim() != 1 or target.shape[0] != logits.shape[0]:
             raise ModelError(f"loss: targets[{level!r}] must be integer class indices of shape "
                              f"({logits.shape[0]},), got dtype {target.dtype} and shape {tuple(target.shape)}")
-        per_level[level] = F.cross_entropy(logits, target.long())
+        per_level[level] = F.cross_entropy(logits, target.long(), label_smoothing=label_smoothing)
     total = sum(weights[level] * per_level[level] for level in weights)
     return total, per_level  # type: ignore[return-value]
 

@@ -1,0 +1,125 @@
+"""The LightningModule's science (one loss, one consistency count) and the callbacks that took its engineering."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from conftest import tiny_experiment
+from fineact.config import load_config
+from fineact.data.unreadable import UnreadableVideo, decode, encode
+from fineact.engine import module as module_code
+from fineact.engine.module import RecognitionModule, loss_weights_for
+from fineact.engine.run import levels_from_config
+from fineact.engine.unreadable_videos import UnreadableVideos
+from fineact.errors import ConfigError
+from fineact.labels import LabelLevels, consistency_rate, consistent_samples
+
+MULTITASK = {"name": "hierarchical_multitask",
+             "args": {"pathway_depth": 18, "base_channels": 4,
+                      "pathway_clips": {"event": [2, 8], "set": [2, 4], "element": [4, 2]}}}
+
+
+def _module(tiny_gym, tmp_path, **sections) -> RecognitionModule:
+    cfg = load_config(base=tiny_experiment(tiny_gym, tmp_path, **sections))
+    return RecognitionModule(OmegaConf.to_container(cfg, resolve=True), levels_from_config(cfg).to_dict())
+
+
+def _outputs_and_targets(module: RecognitionModule, batch: int = 6):
+    generator = torch.Generator().manual_seed(0)
+    sizes = {level: module.levels.num_classes[level] for level in module.trained_levels}
+    outputs = {level: torch.randn(batch, n, generator=generator) for level, n in sizes.items()}
+    finest = torch.randint(sizes[module.levels.finest], (batch,), generator=generator)
+    return outputs, module.targets(finest)
+
+
+def test_training_loss_is_level_loss_with_label_smoothing(tiny_gym, tmp_path, monkeypatch):
+    module = _module(tiny_gym, tmp_path, model=MULTITASK, loss={"label_smoothing": 0.1})
+    assert module.loss_weights == {"event": 1.0, "set": 2.0, "element": 4.0}  # the model's 1 : 2 : 4
+    calls = []
+    real = module_code.level_loss
+    monkeypatch.setattr(module_code, "level_loss", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    outputs, targets = _outputs_and_targets(module)
+    total, per_level = module.compute_loss(outputs, targets)
+    assert len(calls) == 1  # training's loss is models/multitask.py's level_loss, nothing else
+    # Stated independently: sum of lambda * smoothed cross-entropy.
+    want = {lv: F.cross_entropy(outputs[lv], targets[lv], label_smoothing=0.1) for lv in per_level}
+    assert set(per_level) == {"event", "set", "element"}
+    for level in want:
+        assert torch.allclose(per_level[level], want[level])
+    assert torch.allclose(total, want["event"] + 2 * want["set"] + 4 * want["element"])
+    unsmoothed = F.cross_entropy(outputs["element"], targets["element"])
+    assert not torch.allclose(per_level["element"], unsmoothed)
+
+
+def test_configured_loss_weights_replace_the_models(tiny_gym, tmp_path):
+    module = _module(tiny_gym, tmp_path, model=MULTITASK, loss={"weights": {"element": 1.0, "set": 0.5,
+                                                                           "event": 0.0}})
+    assert list(module.loss_weights.items()) == [("event", 0.0), ("set", 0.5), ("element", 1.0)]
+    outputs, targets = _outputs_and_targets(module)
+    total, per_level = module.compute_loss(outputs, targets)
+    assert torch.allclose(total, 0.5 * per_level["set"] + per_level["element"])
+
+
+@pytest.mark.parametrize("weights, named", [({"event": 1.0, "set": 2.0}, "missing level(s) ['element']"),
+                                            ({"event": 1, "set": 2, "element": 4, "elemnt": 1},
+                                             "unknown level(s) ['elemnt']")])
+def test_loss_weights_must_name_exactly_the_trained_levels(tiny_gym, tmp_path, weights, named):
+    with pytest.raises(ConfigError) as info:
+        _module(tiny_gym, tmp_path, model=MULTITASK, loss={"weights": weights})
+    message = str(info.value)
+    assert "loss.weights" in message and named in message and "['event', 'set', 'element']" in message
+
+
+def test_single_level_weights():
+    assert loss_weights_for({}, ["element"], None) == {"element": 1.0}
+    assert loss_weights_for({"element": 3}, ["element"], None) == {"element": 3.0}
+    with pytest.raises(ConfigError, match=r"unknown level\(s\) \['set'\]"):
+        loss_weights_for({"set": 1.0}, ["element"], None)
+
+
+def _tree() -> LabelLevels:
+    # coarse: 2 classes; fine: 4 classes, fine 0,1 -> coarse 0 and fine 2,3 -> coarse 1
+    return LabelLevels(("coarse", "fine"), {"coarse": ["a", "b"], "fine": ["a1", "a2", "b1", "b2"]},
+                       {"coarse": [0, 0, 1, 1], "fine": [0, 1, 2, 3]})
+
+
+def test_consistent_samples_says_which_predictions_form_a_path():
+    levels = _tree()
+    fine = torch.tensor([0, 1, 2, 3, 2])
+    coarse = torch.tensor([0, 1, 1, 0, 1])  # sample 1 and 3 contradict their fine prediction
+    agree = consistent_samples(levels, {"coarse": coarse, "fine": fine})
+    assert agree.tolist() == [True, False, True, False, True]
+    assert consistency_rate(levels, {"coarse": coarse, "fine": fine}) == pytest.approx(3 / 5)
+    with pytest.raises(ValueError, match="finest level 'fine'"):
+        consistent_samples(levels, {"coarse": coarse})
+
+
+def test_unreadable_videos_travel_as_records():
+    videos = [UnreadableVideo("/d/a.mp4", "/d/a.mp4: truncated\nat frame 3"), UnreadableVideo("/d/b.mp4", "gone")]
+    text = encode(videos)
+    assert decode(text) == [UnreadableVideo("/d/a.mp4", "/d/a.mp4: truncated at frame 3"), videos[1]]
+    assert decode(["", text, encode(videos[1:])])[-1] == videos[1]  # a collated batch field
+    assert decode("") == [] and decode(None) == []
+    assert videos[0].describe().startswith("/d/a.mp4: truncated") and videos[1].describe() == "/d/b.mp4: gone"
+
+
+def test_the_callback_names_each_video_once_and_guards_the_bad_fraction(capsys):
+    raised = []
+    datamodule = SimpleNamespace(raise_if_too_many_bad=lambda videos: raised.append(list(videos)))
+    trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False, datamodule=datamodule)
+    callback = UnreadableVideos()
+    bad = encode([UnreadableVideo("/d/a.mp4", "truncated")])
+    for epoch in range(2):
+        callback.on_train_batch_start(trainer, None, {"skipped": [bad, ""]}, 0)
+        callback.on_validation_batch_start(trainer, None, {"skipped": [bad]}, 0)
+        callback.on_validation_epoch_end(trainer, None)
+        callback.on_train_epoch_end(trainer, None)
+    out = capsys.readouterr().out
+    assert out.count("unreadable video(s) in data.train, replaced by other samples:\n  /d/a.mp4: truncated") == 1
+    assert out.count("in data.val, left out of the validation metrics") == 1
+    assert [len(videos) for videos in raised] == [1, 2]  # every occurrence counts toward the fraction check
