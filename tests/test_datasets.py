@@ -100,7 +100,7 @@ def test_evaluation_marks_unreadable_videos_instead_of_counting_another(tiny_gym
     batch = torch.utils.data.default_collate([dataset[(i, 0)] for i in range(len(dataset))])
     module._evaluate(batch, module.val_metrics)
     results = module.val_metrics.compute()
-    assert results["element"]["num_videos"] == len(dataset) - len(damaged_in_val)
+    assert results.levels["element"].num_videos == len(dataset) - len(damaged_in_val)
 
 
 def test_same_batches_with_and_without_worker_processes(tiny_gym, tmp_path):
@@ -214,7 +214,7 @@ def test_training_counts_only_its_own_bad_videos_and_names_each_once(tiny_gym, t
         path.write_bytes(b"not a video" * 20)
     summary = train(cfg)  # 2 bad of 15 validation videos: 13%, far above the 1% a training split may lose
     out = capsys.readouterr().out
-    assert summary.results["element"]["num_videos"] == len(val_sources) - 2
+    assert summary.results.levels["element"].num_videos == len(val_sources) - 2
     assert "unreadable video(s) in data.val, left out of the validation metrics" in out
     assert [_lines_naming(out, path) for path in val_sources[:2]] == [1, 1], out
     assert "data.train" not in out

@@ -89,7 +89,7 @@ def test_two_stage_multitask_with_feature_cache_and_predict_cli(tiny_gym, tmp_pa
                                                                       "frame_interval": interval}})
         run = train(load_config(base=cfg))
         checkpoints[level] = str(run.best_checkpoint)
-        assert run.results[level]["num_videos"] == 15
+        assert run.results.levels[level].num_videos == 15
     mt = tiny_experiment(tiny_gym, out / "multitask", trainer={"max_epochs": 2},
                          model={"name": "hierarchical_multitask",
                                 "args": {"pathway_depth": 18, "base_channels": 4, "pathway_clips": clips,
@@ -97,8 +97,8 @@ def test_two_stage_multitask_with_feature_cache_and_predict_cli(tiny_gym, tmp_pa
                          multitask={"pathway_checkpoints": checkpoints, "cache_features": True})
     run = train(load_config(base=mt))
     assert (out / "multitask" / "features" / "train.safetensors").is_file()
-    assert set(run.results) == {"event", "set", "element", "consistency_rate"}
-    assert 0 <= run.results["consistency_rate"] <= 1
+    assert set(run.results.levels) == {"event", "set", "element"}
+    assert 0 <= run.results.consistency_rate <= 1
     # Frozen pathways: the multi-task network's pathways still hold the base models' weights.
     module = load_module(run.best_checkpoint)
     base = read_checkpoint(checkpoints["element"])["state_dict"]
@@ -107,7 +107,7 @@ def test_two_stage_multitask_with_feature_cache_and_predict_cli(tiny_gym, tmp_pa
     # Cached-feature evaluation equals evaluating the full network on the videos.
     from fineact.engine.run import evaluate
     video_results, _ = evaluate(load_config(base=mt), run.best_checkpoint, "val", quiet=True)
-    assert video_results["element"]["top1"] == pytest.approx(run.results["element"]["top1"])
+    assert video_results["element"]["top1"] == pytest.approx(run.results.levels["element"].top1)
     # fineact predict on a real mp4: top-5 per level with class names.
     video = sorted(Path(tiny_gym.videos_dir).glob("*.mp4"))[0]
     assert main(["predict", "--checkpoint", str(run.exported), str(video)]) == 0

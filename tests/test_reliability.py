@@ -55,8 +55,8 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_result(tiny_gym, t
     a = read_checkpoint(reference.last_checkpoint)["state_dict"]
     b = read_checkpoint(resumed.last_checkpoint)["state_dict"]
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
-    assert resumed.results["element"]["top1"] == reference.results["element"]["top1"]
-    assert resumed.results["element"]["confusion"] == reference.results["element"]["confusion"]
+    assert resumed.results.levels["element"].top1 == reference.results.levels["element"].top1
+    assert resumed.results.levels["element"].confusion == reference.results.levels["element"].confusion
 
 
 def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):

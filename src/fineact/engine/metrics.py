@@ -13,6 +13,8 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from fineact.engine.results import EvaluationResults, LevelResult
+
 
 class LevelMetrics(nn.Module):
     def __init__(self, num_classes: dict[str, int], topk: tuple[int, ...] = (1, 5), consistent: bool = False):
@@ -41,27 +43,22 @@ class LevelMetrics(nn.Module):
         if self.consistent and is_consistent is not None:
             self.consistency_rate.update(is_consistent.float())
 
-    def compute(self) -> dict:
-        """{level: {top1, top5, mean_class_accuracy, per_class_accuracy, confusion, support}} (+ consistency)."""
-        result: dict = {}
+    def compute(self) -> EvaluationResults:
+        """Per level: top-k, mean class accuracy, per-class accuracy, confusion, support (+ consistency)."""
+        levels = {}
         for level in self.levels:
             confusion = self.confusion[level].compute().long()
             support = confusion.sum(1)
             present = support > 0
             per_class = torch.where(present, confusion.diag().float() / support.clamp(min=1), torch.nan)
-            entry = {f"top{k}": m.compute().item() for k, m in
-                     ((int(name[3:]), metric) for name, metric in self.accuracy[level].items())}
-            entry["mean_class_accuracy"] = per_class[present].mean().item() if present.any() else float("nan")
-            entry["per_class_accuracy"] = per_class.tolist()
-            entry["support"] = support.tolist()
-            entry["confusion"] = confusion.tolist()
-            entry["num_videos"] = int(support.sum())
-            if self.consistent:
-                entry["consistent_top1"] = self.consistent_accuracy[level].compute().item()
-            result[level] = entry
-        if self.consistent:
-            result["consistency_rate"] = self.consistency_rate.compute().item()
-        return result
+            levels[level] = LevelResult(
+                topk={int(name[3:]): metric.compute().item() for name, metric in self.accuracy[level].items()},
+                mean_class_accuracy=per_class[present].mean().item() if present.any() else float("nan"),
+                num_videos=int(support.sum()), per_class_accuracy=per_class.tolist(), support=support.tolist(),
+                confusion=confusion.tolist(),
+                consistent_top1=self.consistent_accuracy[level].compute().item() if self.consistent else None)
+        rate = self.consistency_rate.compute().item() if self.consistent else None
+        return EvaluationResults(levels, rate)
 
     def reset(self) -> None:
         for level in self.levels:

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from fineact.engine.metrics import LevelMetrics
 from fineact.engine.model_factory import build_from_config
 from fineact.engine.optim import build_optimizer
+from fineact.engine.results import EvaluationResults
 from fineact.errors import ConfigError, FineactError
 from fineact.labels import LabelLevels, consistent_predict, consistent_samples
 from fineact.models.multitask import level_loss
@@ -73,7 +74,7 @@ class RecognitionModule(L.LightningModule):
             and self.levels.finest in self.trained_levels
         self.val_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
         self.test_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
-        self.test_results: dict | None = None
+        self.test_results: EvaluationResults | None = None
 
     # -- forward -----------------------------------------------------------------------------------------
     def forward(self, clips) -> dict[str, torch.Tensor]:
@@ -158,11 +159,11 @@ class RecognitionModule(L.LightningModule):
         results = self.val_metrics.compute()
         self.val_metrics.reset()
         for level in self.trained_levels:
-            self.log(f"val/{level}_top1", results[level]["top1"], prog_bar=True, sync_dist=False)
-            self.log(f"val/{level}_mean_class", results[level]["mean_class_accuracy"], sync_dist=False)
-        self.log("val/top1", results[self.trained_levels[-1]]["top1"], sync_dist=False)
-        if "consistency_rate" in results:
-            self.log("val/consistency_rate", results["consistency_rate"], sync_dist=False)
+            self.log(f"val/{level}_top1", results.levels[level].top1, prog_bar=True, sync_dist=False)
+            self.log(f"val/{level}_mean_class", results.levels[level].mean_class_accuracy, sync_dist=False)
+        self.log("val/top1", results.levels[self.trained_levels[-1]].top1, sync_dist=False)
+        if results.consistency_rate is not None:
+            self.log("val/consistency_rate", results.consistency_rate, sync_dist=False)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics)
@@ -171,7 +172,7 @@ class RecognitionModule(L.LightningModule):
         self.test_results = self.test_metrics.compute()
         self.test_metrics.reset()
         for level in self.trained_levels:
-            self.log(f"test/{level}_top1", self.test_results[level]["top1"], sync_dist=False)
+            self.log(f"test/{level}_top1", self.test_results.levels[level].top1, sync_dist=False)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return self.aggregate_views(batch["clips"])

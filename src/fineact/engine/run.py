@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -18,7 +18,7 @@ from fineact.engine.checkpoints import export_weights, load_module, load_weights
 from fineact.engine.datamodule import VideoDataModule
 from fineact.engine.features import FeatureDataModule, extract_features
 from fineact.engine.module import RecognitionModule
-from fineact.engine.results import format_results_table, write_results
+from fineact.engine.results import EvaluationResults, format_results_table, write_results
 from fineact.engine.trainer import build_trainer, evaluation_callbacks
 from fineact.errors import ConfigError
 from fineact.labels import LabelLevels, diving48_levels, finegym_levels, flat_levels, read_class_names
@@ -30,7 +30,7 @@ class RunSummary:
     best_checkpoint: Path | None
     last_checkpoint: Path | None
     exported: Path | None = None
-    results: dict = field(default_factory=dict)
+    results: EvaluationResults | None = None  # of the evaluation after training, when there was one
     results_path: Path | None = None
 
 
@@ -122,7 +122,8 @@ def cached_feature_datamodule(cfg: DictConfig, levels: LabelLevels, module: Reco
 
 
 def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module: RecognitionModule | None = None,
-             datamodule: VideoDataModule | None = None, quiet: bool = False) -> tuple[dict, Path | None]:
+             datamodule: VideoDataModule | None = None, quiet: bool = False
+             ) -> tuple[EvaluationResults | None, Path | None]:
     """Test `checkpoint` on a split; results JSON/CSVs are written next to the checkpoint.
 
     `module`: that checkpoint already loaded (with `config_overrides=cfg`), to avoid reading it again.
@@ -138,9 +139,9 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
     trainer = build_trainer(cfg, Path(cfg.output_dir), validate=False, logger=False,
                             enable_checkpointing=False, callbacks=callbacks)
     trainer.test(loaded, datamodule=datamodule, verbose=False)
-    results = loaded.test_results or {}
+    results = loaded.test_results
     path = None
-    if trainer.is_global_zero and results:
+    if trainer.is_global_zero and results is not None:
         stem = f"results_{split}"
         path = write_results(results, levels, checkpoint.parent, stem=stem,
                              extra={"checkpoint": str(checkpoint), "split": split,
@@ -162,7 +163,8 @@ def _check_labels_match(checkpoint: Path, trained: LabelLevels, data: LabelLevel
                           "counts with other names). Evaluate it with the config it was trained with.")
 
 
-def test(cfg: DictConfig, checkpoint: str | Path, split: str | None = None) -> tuple[dict, Path | None]:
+def test(cfg: DictConfig, checkpoint: str | Path, split: str | None = None
+         ) -> tuple[EvaluationResults | None, Path | None]:
     split = split or ("test" if cfg.data.test is not None else "val")
     if cfg.data[split] is None:
         raise ConfigError(f"data.{split}: no such split in the config to test on")
