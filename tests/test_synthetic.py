@@ -9,9 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from fineact.data import synthetic
-from fineact.data.synthetic import (ELEMENTS, SETS, default_demo_params, describe, ensure_dataset,
-                                    generate_dataset, render_clip)
+from fineact.demo import ELEMENTS, SETS, default_demo_params, describe, ensure_dataset, generate_dataset, render_clip
+from fineact.demo import dataset as demo_dataset
 from fineact.errors import ConfigError, FineactError
 
 CLIP_ID = re.compile(r"^[A-Za-z0-9_-]{11}_E_\d{6}_\d{6}_A_\d{4}_\d{4}$")
@@ -148,8 +147,8 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
             raise KeyboardInterrupt
         original(frames, path, fps)
 
-    original = synthetic.encode_clip
-    monkeypatch.setattr(synthetic, "encode_clip", fail_on_third_clip)
+    original = demo_dataset.encode_clip
+    monkeypatch.setattr(demo_dataset, "encode_clip", fail_on_third_clip)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(tmp_path / "data", num_train=8, num_val=0, size=16, num_frames=16)
     assert list(tmp_path.iterdir()) == []

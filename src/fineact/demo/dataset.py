@@ -61,6 +61,8 @@ import numpy as np
 
 from fineact.errors import ConfigError, FineactError
 
+# The generator's name in manifests: the module's former path, kept so that datasets cached before the move to
+# fineact.demo are still recognised (reused, or replaced) instead of refused as a folder of unknown content.
 GENERATOR = "fineact.data.synthetic"
 GENERATOR_VERSION = 2  # bump whenever the drawing or the file layout changes: cached datasets then regenerate
 
@@ -621,7 +623,7 @@ H.264 yuv420p (CRF 12, a keyframe every 16 frames, 2 B-frames).
           {MANIFEST_NAME}           parameters + generator version; regenerated when they change
 
         Regenerate (same bytes for the label files, same decoded frames):
-          python -c "from fineact.data.synthetic import ensure_dataset; ensure_dataset('<root>', **{params!r})"
+          python -c "from fineact.demo import ensure_dataset; ensure_dataset('<root>', **{params!r})"
 
         """)
     return files + design + "\n"
