@@ -91,8 +91,7 @@ def training_rates(steps: int) -> list[dict]:
 
 def demo_end_to_end(folder: Path, epochs: int) -> dict:
     from fineact.config import load_config
-    from fineact.data.synthetic import default_demo_params, ensure_dataset
-    from fineact.demo import base_config
+    from fineact.demo import base_config, default_demo_params, ensure_dataset
     from fineact.engine.run import train
 
     ds = ensure_dataset(folder / "demo_data", **default_demo_params())

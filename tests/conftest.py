@@ -23,7 +23,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_gym(tmp_path_factory):
     """A tiny synthetic FineGym-like dataset (real H.264 clips, FineGym split/category files): 16 + 15 clips."""
-    from fineact.data.synthetic import ensure_dataset
+    from fineact.demo import ensure_dataset
 
     return ensure_dataset(tmp_path_factory.mktemp("tiny_gym") / "data", num_train=16, num_val=15, size=32,
                           num_frames=32, seed=3)

@@ -3,15 +3,16 @@ and a measured (not asserted) check that each level of the hierarchy rests on th
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from fineact.data import synthetic
-from fineact.data.synthetic import (ELEMENTS, SETS, default_demo_params, describe, ensure_dataset,
-                                    generate_dataset, render_clip)
+from fineact.demo import ELEMENTS, SETS, default_demo_params, describe, ensure_dataset, generate_dataset, render_clip
+from fineact.demo import dataset as demo_dataset
 from fineact.errors import ConfigError, FineactError
 
 CLIP_ID = re.compile(r"^[A-Za-z0-9_-]{11}_E_\d{6}_\d{6}_A_\d{4}_\d{4}$")
@@ -95,9 +96,19 @@ def test_readme_manifest_and_describe(tiny):
     assert "APPEARANCE" in readme and "MOTION FAMILY" in readme and "TEMPORAL DETAIL" in readme
     manifest = json.loads(tiny.manifest.read_text())
     assert manifest["params"] == dict(TINY, seed=3)
+    # the name datasets were cached under before the generator moved to fineact.demo: they stay recognised
+    assert manifest["generator"] == "fineact.data.synthetic"
+    assert "from fineact.demo import ensure_dataset" in readme  # its regenerate command runs
     assert "Elements" in describe()
     params = default_demo_params()
     assert params["num_train"] // len(ELEMENTS) >= 20 and params["size"] == 64 and params["num_frames"] == 64
+
+
+def test_importing_the_demo_package_loads_no_training_stack():
+    # the generator's spawned worker processes import fineact.demo: torch there would cost seconds per worker
+    code = "import sys, fineact.demo; print(sorted({'torch', 'lightning', 'av'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_bad_parameters_name_the_parameter(tmp_path):
@@ -148,8 +159,8 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
             raise KeyboardInterrupt
         original(frames, path, fps)
 
-    original = synthetic.encode_clip
-    monkeypatch.setattr(synthetic, "encode_clip", fail_on_third_clip)
+    original = demo_dataset.encode_clip
+    monkeypatch.setattr(demo_dataset, "encode_clip", fail_on_third_clip)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(tmp_path / "data", num_train=8, num_val=0, size=16, num_frames=16)
     assert list(tmp_path.iterdir()) == []

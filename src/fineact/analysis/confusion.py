@@ -36,8 +36,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from fineact.analysis.plotting import colormap, new_figure, save_figure, short_labels, truncate
+from fineact.data.textfiles import closest_hint, read_numbered_lines
 from fineact.errors import AnnotationError
-from fineact.labels import LabelLevels, closest_hint, read_numbered_lines
+from fineact.labels import LabelLevels
 
 PathLike = str | os.PathLike
 Group = tuple[str, list[int]]

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
+from fineact.data.textfiles import closest_hint, read_json_list, read_numbered_lines
 from fineact.errors import AnnotationError, ConfigError
-from fineact.labels import closest_hint, read_class_names, read_json_list, read_numbered_lines
+from fineact.labels import read_class_names
 
 if TYPE_CHECKING:
     from fineact.labels import LabelLevels

@@ -16,10 +16,7 @@ import json
 import time
 from pathlib import Path
 
-
-from fineact.config import load_config
-from fineact.data.synthetic import default_demo_params, ensure_dataset
-from fineact.engine.run import train
+from fineact.demo.dataset import default_demo_params, ensure_dataset
 
 # Small pathways at low resolution: ResNet-18-style 3D nets with 8 base channels on 48 x 48 crops.
 PATHWAYS = {"event": (4, 16), "set": (8, 8), "element": (16, 4)}
@@ -67,6 +64,11 @@ def multitask_config(ds, out: Path, checkpoints: dict[str, str], epochs: int, wo
 def run_demo(out_dir: str | Path = "runs/demo", data_dir: str | Path = ".fineact_cache/demo_data",
              base_epochs: int | None = None, fusion_epochs: int = 60, workers: int = 1, quick: bool = False) -> dict:
     """Run the whole demo; returns the summary written to <out_dir>/summary.json."""
+    # Imported here, not at the top: importing fineact.demo must stay cheap (numpy only), since the clip-rendering
+    # worker processes of the dataset generator import it.
+    from fineact.config import load_config
+    from fineact.engine.run import train
+
     start = time.time()
     out = Path(out_dir).absolute()
     params = default_demo_params()
