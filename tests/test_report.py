@@ -10,7 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fineact.analysis.report import best_and_worst, build_report, find_results, load_results
+from fineact.analysis.report import build_report
+from fineact.analysis.report_sections import best_and_worst
+from fineact.analysis.run_results import find_results, load_results
 from fineact.engine.results import write_results
 from fineact.errors import ConfigError
 from fineact.labels import finegym_levels, flat_levels, read_class_names
