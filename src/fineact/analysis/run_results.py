@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from fineact.analysis.confusion import read_confusion_csv
-from fineact.errors import AnnotationError, ConfigError, FineactError
+from fineact.errors import AnnotationError, ConfigError, FineactError, WeightsError
+from fineact.interop.sidecar import WEIGHTS_FORMAT, is_sidecar, read_sidecar
 from fineact.labels import LabelLevels
 
 PathLike = str | os.PathLike
@@ -81,20 +82,20 @@ def find_results(source: PathLike, split: str | None = None) -> Path:
 
 
 def _levels_from_export(folder: Path) -> LabelLevels | None:
-    """Label levels stored in an exported model description (model.json) beside or above the results."""
+    """Label levels stored in an exported weights description (model.json) beside or above the results.
+
+    Other JSON files are passed over; a fineact export description that is malformed is an error naming it."""
     for candidate in (folder, folder.parent):
         for meta in sorted(candidate.glob("*.json")):
-            if _RESULTS_NAME.match(meta.name):
+            if _RESULTS_NAME.match(meta.name) or not is_sidecar(meta):
                 continue
+            description = read_sidecar(meta)
+            if description["format"] != WEIGHTS_FORMAT:
+                continue  # a graph export's description: class names per output, no label levels
             try:
-                data = json.loads(meta.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and isinstance(data.get("levels"), dict) and "level_names" in data["levels"]:
-                try:
-                    return LabelLevels.from_dict(data["levels"])
-                except FineactError:
-                    continue
+                return LabelLevels.from_dict(description["levels"])
+            except FineactError as err:
+                raise WeightsError(f"export description {meta}: 'levels': {err}") from None
     return None
 
 
