@@ -23,7 +23,7 @@ from torch import nn
 
 from common import print_table, write_results
 from fineact.interop import EXPORT_FORMATS, export_model, make_example_inputs, verify_export
-from fineact.interop.export import calibrate_random_weights
+from fineact.interop.random_weights import calibrate_random_weights
 from fineact.models import build_model
 
 FORMATS = ["torchscript", "exported-program", "onnx"]

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fineact.analysis.confusion import (diving48_attribute_groups, diving48_contrast_groups, finegym_set_groups,
-                                        format_group_summary, group_summary, hierarchy_groups, normalise_rows,
-                                        plot_confusion, plot_group_comparison, read_confusion_csv, read_groups,
-                                        select_groups, sub_matrix)
+from fineact.analysis.confusion import (format_group_summary, group_summary, normalise_rows, plot_confusion,
+                                        plot_group_comparison, read_confusion_csv, select_groups, sub_matrix)
+from fineact.analysis.groups import (diving48_attribute_groups, diving48_contrast_groups, finegym_set_groups,
+                                     hierarchy_groups, read_groups)
 from fineact.engine.results import write_results
 from fineact.errors import AnnotationError
 from fineact.labels import diving48_levels, finegym_levels, flat_levels, read_class_names

@@ -14,23 +14,18 @@ import torch
 
 from fineact.errors import FineactError, ModelError
 from fineact.interop import export_model, make_example_inputs, verify_export
-from fineact.interop.export import calibrate_random_weights
-from fineact.interop.export import ExportWrapper, load_exported, metadata_path
+from fineact.interop.export import ExportWrapper, load_exported, model_input
+from fineact.interop.random_weights import calibrate_random_weights
+from fineact.interop.sidecar import sidecar_path
 from fineact.models import build_model, list_models
-from fineact.models.multitask import HierarchicalMultiTask
 
 TOL = 1e-4
 MULTITASK = dict(pathway_depth=18, base_channels=8, pathway_clips={"event": (2, 16), "set": (4, 8), "element": (8, 2)})
 
 
-def _as_model_input(model, clips):
-    """Positional clips -> what the model's forward takes (a dict for the multi-pathway network)."""
-    return dict(zip(model.clip_specs, clips)) if isinstance(model, HierarchicalMultiTask) else clips[0]
-
-
 def export_and_verify(model, tmp_path, fmt: str, name: str, **kwargs) -> float:
     path = export_model(model, tmp_path / name, fmt, size=32, **kwargs)
-    assert path.is_file() and metadata_path(path).is_file()
+    assert path.is_file() and sidecar_path(path).is_file()
     return verify_export(model, path, batch=3)  # another batch than the export's example (2): dynamic batch
 
 
@@ -58,7 +53,7 @@ def models():
 def test_export_matches_eager(models, tmp_path, key, fmt):
     model = models[key]
     with torch.no_grad():
-        logits = model(_as_model_input(model, make_example_inputs(model, size=32, batch=2)))
+        logits = model(model_input(model, make_example_inputs(model, size=32, batch=2)))
     scale = max(t.abs().max().item() for t in (logits.values() if isinstance(logits, dict) else [logits]))
     assert 0.1 < scale < 1e3  # calibrated: the comparison below is meaningful
     assert export_and_verify(model, tmp_path, fmt, key) < TOL
@@ -76,7 +71,7 @@ def test_onnx_export_runs_in_onnxruntime(models, tmp_path, key):
     model = models[key] if key in models else calibrate_random_weights(build_model("arc_tsm_r18", num_classes=174, num_segments=4,
                                                                     arc_stages=(5,)))
     assert export_and_verify(model, tmp_path, "onnx", key) < TOL
-    meta = json.loads(metadata_path(tmp_path / f"{key}.onnx").read_text())
+    meta = json.loads(sidecar_path(tmp_path / f"{key}.onnx").read_text())
     assert meta["onnx_opset"] >= 18
     assert meta["onnx_input_names"] == [d["graph_name"] for d in meta["inputs"]]
     assert meta["onnx_output_names"] == [d["graph_name"] for d in meta["outputs"]]
@@ -114,7 +109,7 @@ def test_metadata_describes_inputs_outputs_and_normalisation(models, tmp_path):
     names = {"event": [f"e{i}" for i in range(4)], "set": [f"s{i}" for i in range(14)],
              "element": [f"x{i}" for i in range(99)]}
     path = export_model(model, tmp_path / "mt.pt", "torchscript", size=32, class_names=names)
-    meta = json.loads(metadata_path(path).read_text())
+    meta = json.loads(sidecar_path(path).read_text())
     assert meta["input_order"] == ["event", "set", "element"]
     assert [d["shape"] for d in meta["inputs"]] == [["batch", 3, f, 32, 32] for f in (2, 4, 8)]
     assert [d["frame_interval"] for d in meta["inputs"]] == [16, 8, 2]
@@ -137,7 +132,7 @@ def test_single_level_metadata_and_frames_override(tmp_path):
     path = export_model(model, tmp_path / "tsm", "torchscript", frames=4, size=32,
                         class_names=["left", "right", "none"], mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     assert path.suffix == ".pt"
-    meta = json.loads(metadata_path(path).read_text())
+    meta = json.loads(sidecar_path(path).read_text())
     assert meta["inputs"][0]["name"] == "clip" and meta["inputs"][0]["shape"] == ["batch", 3, 4, 32, 32]
     assert meta["inputs"][0]["sampling"] == "segments"
     assert meta["outputs"][0]["class_names"] == ["left", "right", "none"]

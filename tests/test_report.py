@@ -10,9 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from fineact.analysis.report import best_and_worst, build_report, find_results, load_results
+from fineact.analysis.report import build_report
+from fineact.analysis.report_sections import best_and_worst
+from fineact.analysis.run_results import find_results, load_results
 from fineact.engine.results import write_results
-from fineact.errors import ConfigError
+from fineact.errors import ConfigError, WeightsError
+from fineact.interop.sidecar import write_sidecar
 from fineact.labels import finegym_levels, flat_levels, read_class_names
 from fineact.models import build_model
 
@@ -49,8 +52,7 @@ def write_run(root, levels, accuracy=0.7, seed=0, split="val", export=True):
     write_results(results, levels, checkpoints, stem=f"results_{split}",
                   extra={"checkpoint": str(checkpoints / "best.ckpt"), "split": split})
     if export:
-        (root / "model.json").write_text(json.dumps({"format": "fineact-export-1", "config": {},
-                                                     "levels": levels.to_dict()}))
+        write_sidecar(root / "model.safetensors", "safetensors", {"config": {}, "levels": levels.to_dict()})
     return results
 
 
@@ -143,3 +145,15 @@ def test_find_and_load_results(tmp_path, gym99):
     assert run.class_names["set"] == gym99.class_names["set"]
     best, worst = best_and_worst(run.confusions["set"], run.class_names["set"], 3)
     assert best[0].accuracy >= best[-1].accuracy >= worst[-1].accuracy >= worst[0].accuracy
+
+
+def test_label_levels_from_a_version_1_export_description_and_a_malformed_one(tmp_path, gym99):
+    write_run(tmp_path, gym99, export=False)
+    # model.json as fineact wrote it before the export descriptions shared one schema
+    (tmp_path / "model.json").write_text(json.dumps({"format": "fineact-export-1", "config": {},
+                                                     "levels": gym99.to_dict(), "trained_levels": ["element"]}))
+    (tmp_path / "notes.json").write_text(json.dumps({"levels": {"level_names": ["x"]}}))  # not an export: passed over
+    assert load_results(tmp_path).levels == gym99
+    write_sidecar(tmp_path / "model.safetensors", "safetensors", {"config": {}, "levels": {"level_names": ["x"]}})
+    with pytest.raises(WeightsError, match=r"model\.json: 'levels': label levels: malformed"):
+        load_results(tmp_path)

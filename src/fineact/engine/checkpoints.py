@@ -3,7 +3,7 @@
 - Training checkpoints are Lightning's (`last.ckpt`, `best.ckpt`): weights, optimizer, scheduler, loop state,
   RNG states, and the config + label levels as hyperparameters. They load with torch.load(weights_only=True).
 - Exported inference weights are `<stem>.safetensors` (the model's tensors only) + `<stem>.json` (the config
-  and label levels needed to rebuild the model). No pickle anywhere.
+  and label levels needed to rebuild the model; schema in `fineact.interop.sidecar`). No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fineact.errors import WeightsError
+from fineact.interop.sidecar import WEIGHTS_FORMAT, read_sidecar, sidecar_path, write_sidecar
 from fineact.models.weights import load_strict, read_state_dict
 
 # Sections of a config that describe the run, not the model: `fineact test` takes them from its own config.
@@ -42,13 +43,14 @@ def load_module(path: str | Path, config_overrides: DictConfig | None = None):
     from fineact.engine.module import RecognitionModule
 
     path = Path(path)
-    if path.suffix == ".safetensors" or path.with_suffix(".json").is_file() and path.suffix != ".ckpt":
-        meta_path = path.with_suffix(".json")
+    weights = path.with_suffix(".safetensors")  # `model`, `model.json` and `model.safetensors` all name the export
+    if path.suffix == ".safetensors" or sidecar_path(weights).is_file() and path.suffix != ".ckpt":
+        meta_path = sidecar_path(weights)
         if not meta_path.is_file():
             raise WeightsError(f"exported weights {path}: the description {meta_path} is missing")
-        meta = json.loads(meta_path.read_text())
+        meta = read_sidecar(meta_path, {WEIGHTS_FORMAT})
         config, levels = meta["config"], meta["levels"]
-        state = read_state_dict(path.with_suffix(".safetensors"))
+        state = read_state_dict(weights)
     else:
         ckpt = read_checkpoint(path)
         hp = ckpt.get("hyper_parameters") or {}
@@ -83,14 +85,14 @@ def export_weights(module, stem: str | Path) -> Path:
     """Write `<stem>.safetensors` + `<stem>.json`; returns the safetensors path."""
     from safetensors.torch import save_file
 
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights = Path(stem).with_suffix(".safetensors")
+    weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.model.state_dict().items()}
-    save_file(tensors, str(stem.with_suffix(".safetensors")))
-    meta = {"format": "fineact-export-1", "config": weights_free_config(module.hparams["config"]),
-            "levels": module.hparams["levels"], "trained_levels": module.trained_levels}
-    stem.with_suffix(".json").write_text(json.dumps(meta, indent=1))
-    return stem.with_suffix(".safetensors")
+    save_file(tensors, str(weights))
+    write_sidecar(weights, WEIGHTS_FORMAT, {"config": weights_free_config(module.hparams["config"]),
+                                            "levels": module.hparams["levels"],
+                                            "trained_levels": module.trained_levels})
+    return weights
 
 
 def load_weights_into(model: nn.Module, path: str | Path):

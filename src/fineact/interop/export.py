@@ -14,8 +14,9 @@ graph takes positional float clips (N, C, T, H, W), already normalised, in a fix
 and returns the logits: one tensor for single-level models, a tuple in level order (coarse -> fine) for
 multi-level ones. The batch axis is dynamic; T, H and W are fixed to the exported sizes (the ARC layers and the
 shift are specialised to them; the .pt2 and ONNX files check it, TorchScript does not). A JSON file next to
-the export (`<file>.json`) says all of this for deployment code: input names, order, shapes, frames and their
-sampling (segments or frame interval), normalisation mean/std, output names, class counts and class names.
+the export (`<file>.json`, schema in `fineact.interop.sidecar`) says all of this for deployment code: input
+names, order, shapes, frames and their sampling (segments or frame interval), normalisation mean/std, output
+names, class counts and class names.
 
 Formats:
     "exported-program"  torch.export.export + torch.export.save (.pt2); load with torch.export.load(path).module().
@@ -30,7 +31,6 @@ Formats:
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from contextlib import contextmanager
@@ -42,9 +42,9 @@ from torch import nn
 
 from fineact.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fineact.errors import FineactError, ModelError
+from fineact.interop.sidecar import EXPORT_FORMATS, read_sidecar, sidecar_path, write_sidecar
 from fineact.models.multitask import HierarchicalMultiTask
 
-EXPORT_FORMATS = {"torchscript": ".pt", "onnx": ".onnx", "exported-program": ".pt2"}
 _ONNX_HINT = "ONNX export needs the optional packages onnx and onnxscript: pip install 'fineact[export]'"
 _ORT_HINT = "running ONNX files needs onnxruntime: pip install 'fineact[export]'"
 
@@ -72,7 +72,18 @@ class ExportWrapper(nn.Module):
 
 def _call(model: nn.Module, clips, names: Sequence[str], dict_input: bool):
     """The model's own output for positional clips."""
-    return model(dict(zip(names, clips)) if dict_input else clips[0])
+    return model(_forward_input(clips, names, dict_input))
+
+
+def _forward_input(clips, names: Sequence[str], dict_input: bool):
+    return dict(zip(names, clips)) if dict_input else clips[0]
+
+
+def model_input(model: nn.Module, clips: Sequence[torch.Tensor]):
+    """What `model`'s forward takes for positional clips in its input order (as `make_example_inputs` gives
+    them): the clip itself, or {pathway: clip} for multi-pathway models."""
+    names, dict_input = _input_names(model)
+    return _forward_input(clips, names, dict_input)
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------
@@ -132,12 +143,6 @@ def _as_positional(inputs, names: list[str], dict_input: bool) -> tuple[torch.Te
 
 # -- metadata ------------------------------------------------------------------------------------------------------
 
-def metadata_path(path: str | Path) -> Path:
-    """The JSON description written next to an exported file: `<file name>.json`."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
-
-
 def _class_names(class_names, output_names: list[str], sizes: list[int]) -> dict[str, list[str] | None]:
     if class_names is None:
         return {n: None for n in output_names}
@@ -161,11 +166,10 @@ def _class_names(class_names, output_names: list[str], sizes: list[int]) -> dict
     return out
 
 
-def _metadata(model: nn.Module, fmt: str, path: Path, names: list[str], inputs: tuple[torch.Tensor, ...],
+def _metadata(model: nn.Module, names: list[str], inputs: tuple[torch.Tensor, ...],
               output_names: list[str], outputs: list[torch.Tensor], graph_names: tuple[list[str], list[str]],
               classes: dict, mean, std, dynamic_batch: bool, extra: dict) -> dict:
-    import fineact
-
+    """The graph fields of the sidecar (`fineact.interop.sidecar.GRAPH_FIELDS` and more)."""
     specs = list(model.clip_specs.values())
     batch: Any = "batch" if dynamic_batch else inputs[0].shape[0]
     described_inputs = []
@@ -182,11 +186,6 @@ def _metadata(model: nn.Module, fmt: str, path: Path, names: list[str], inputs: 
                      else f"{x.shape[2]} consecutive frames {interval} apart"),
         })
     return {
-        "fineact_export": 1,
-        "format": fmt,
-        "file": path.name,
-        "fineact_version": fineact.__version__,
-        "torch_version": torch.__version__,
         "model": {"name": getattr(model, "registry_name", None), "class": type(model).__name__,
                   "arc": {k: list(v) if isinstance(v, tuple) else v
                           for k, v in (getattr(model, "arc_config", None) or {}).items()} or None,
@@ -337,9 +336,9 @@ def export_model(model: nn.Module, path: str | Path, format: str = "torchscript"
                        _graph_names("logits", output_names, len(output_names) > 1))
         extra = _EXPORTERS[fmt](wrapper, inputs, path, dynamic_batch=dynamic_batch, opset=opset,
                                 input_names=graph_names[0], output_names=graph_names[1])
-    meta = _metadata(model, fmt, path, names, inputs, output_names, outputs, graph_names, classes, mean, std,
-                     dynamic_batch, extra)
-    metadata_path(path).write_text(json.dumps(meta, indent=1) + "\n")
+    meta = _metadata(model, names, inputs, output_names, outputs, graph_names, classes, mean, std, dynamic_batch,
+                     extra)
+    write_sidecar(path, fmt, meta)
     return path
 
 
@@ -362,9 +361,9 @@ def _single_level_name(class_names) -> str:
 def _format_of(path: Path, fmt: str | None) -> str:
     if fmt is not None:
         return _check_format(fmt)
-    meta = metadata_path(path)
+    meta = sidecar_path(path)
     if meta.is_file():
-        return _check_format(json.loads(meta.read_text())["format"])
+        return read_sidecar(meta, EXPORT_FORMATS)["format"]
     by_suffix = {v: k for k, v in EXPORT_FORMATS.items()}
     if path.suffix in by_suffix:
         return by_suffix[path.suffix]
@@ -418,10 +417,10 @@ def verify_export(model: nn.Module, path: str | Path, format: str | None = None,
         raise FineactError(f"exported model {path}: not found")
     names, dict_input = _input_names(model)
     if inputs is None:
-        meta_file = metadata_path(path)
+        meta_file = sidecar_path(path)
         if not meta_file.is_file():
             raise FineactError(f"{path}: no {meta_file.name} beside it; pass inputs=")
-        meta = json.loads(meta_file.read_text())
+        meta = read_sidecar(meta_file, EXPORT_FORMATS)
         gen = torch.Generator().manual_seed(seed)
         shapes = [d["shape"] for d in meta["inputs"]]
         default_batch = 2 if meta.get("dynamic_batch") else shapes[0][0]
@@ -442,32 +441,3 @@ def verify_export(model: nn.Module, path: str | Path, format: str | None = None,
         diffs.append((e.float() - x.float()).abs().max().item())
     return max(diffs)
 
-
-def calibrate_random_weights(model: nn.Module, size: int = 32, seed: int = 0, batch: int = 4) -> nn.Module:
-    """Give an untrained model realistic random weights for checking an export (in place; returns it).
-
-    Random BN affines, ARC maps and classifiers (so no branch is zero, logits are of order 1), then BN
-    statistics measured on one random batch. Exported and eager outputs are then compared on activations like a
-    trained model's, where a zero-initialised branch could hide a wrong export.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1.0 if name.endswith("weight") else 0.0))
-            elif any(part in name for part in (".embed.", ".fuse.", ".attend.")):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
-            elif p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / p.shape[1]) ** 0.5)
-        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: one batch gives its own statistics
-        model.eval()
-        for m in norms:
-            m.train()
-        names, dict_input = _input_names(model)
-        clips = make_example_inputs(model, size=size, batch=batch, seed=seed + 1)
-        model(dict(zip(names, clips)) if dict_input else clips[0])
-        model.eval()
-    return model
