@@ -12,7 +12,7 @@ from fineact.analysis.confusion import (format_group_summary, group_summary, nor
                                         plot_group_comparison, read_confusion_csv, select_groups, sub_matrix)
 from fineact.analysis.groups import (diving48_attribute_groups, diving48_contrast_groups, finegym_set_groups,
                                      hierarchy_groups, read_groups)
-from fineact.engine.results import write_results
+from fineact.engine.results import EvaluationResults, write_results
 from fineact.errors import AnnotationError
 from fineact.labels import diving48_levels, finegym_levels, flat_levels, read_class_names
 
@@ -106,7 +106,7 @@ def test_confusion_csv_round_trip_through_engine_results(tmp_path):
     results = {"label": {"top1": 0.6, "top5": 1.0, "mean_class_accuracy": 0.6, "num_videos": int(support.sum()),
                          "per_class_accuracy": [0.5, 0.8, 0.6, float("nan")], "support": support.tolist(),
                          "confusion": KNOWN.tolist()}}
-    write_results(results, levels, tmp_path, stem="results_val")
+    write_results(EvaluationResults.from_dict(results), levels, tmp_path, stem="results_val")
     np.testing.assert_array_equal(read_confusion_csv(tmp_path / "results_val_label_confusion.csv"), KNOWN)
 
 

@@ -123,3 +123,28 @@ def test_the_callback_names_each_video_once_and_guards_the_bad_fraction(capsys):
     assert out.count("unreadable video(s) in data.train, replaced by other samples:\n  /d/a.mp4: truncated") == 1
     assert out.count("in data.val, left out of the validation metrics") == 1
     assert [len(videos) for videos in raised] == [1, 2]  # every occurrence counts toward the fraction check
+
+
+def test_evaluation_results_read_back_what_they_write(tmp_path):
+    import json
+
+    from fineact.engine.results import EvaluationResults, LevelResult, write_results
+    from fineact.errors import FineactError
+
+    levels = _tree()
+    results = EvaluationResults({
+        "coarse": LevelResult({1: 0.5}, 0.5, 2, [1.0, 0.0], [1, 1], [[1, 0], [1, 0]], consistent_top1=0.5),
+        "fine": LevelResult({1: 0.5, 3: 1.0}, 0.5, 2, [1.0, float("nan"), 0.0, float("nan")], [1, 0, 1, 0],
+                            [[1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])}, consistency_rate=0.5)
+    path = write_results(results, levels, tmp_path, stem="results_val")
+    metrics = json.loads(path.read_text())["metrics"]
+    # The file keeps fineact's flat form: levels and the consistency rate side by side, no matrices.
+    assert list(metrics) == ["coarse", "fine", "consistency_rate"]
+    assert list(metrics["coarse"]) == ["top1", "mean_class_accuracy", "num_videos", "consistent_top1"]
+    back = EvaluationResults.from_dict(metrics)
+    assert back.consistency_rate == 0.5 and back.levels["fine"].topk == {1: 0.5, 3: 1.0}
+    assert back.levels["fine"].top5 is None and back.levels["coarse"].consistent_top1 == 0.5
+    full = EvaluationResults.from_dict(results.as_dict())
+    assert full.levels["coarse"].confusion == [[1, 0], [1, 0]] and full.levels["coarse"].num_classes == 2
+    with pytest.raises(FineactError, match="level 'fine'.*top1"):
+        EvaluationResults.from_dict({"fine": {"mean_class_accuracy": 0.5}})

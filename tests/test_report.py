@@ -13,7 +13,7 @@ from PIL import Image
 from fineact.analysis.report import build_report
 from fineact.analysis.report_sections import best_and_worst
 from fineact.analysis.run_results import find_results, load_results
-from fineact.engine.results import write_results
+from fineact.engine.results import EvaluationResults, write_results
 from fineact.errors import ConfigError, WeightsError
 from fineact.interop.sidecar import write_sidecar
 from fineact.labels import finegym_levels, flat_levels, read_class_names
@@ -49,7 +49,7 @@ def write_run(root, levels, accuracy=0.7, seed=0, split="val", export=True):
     results = fake_results(levels, accuracy, seed)
     if len(levels.level_names) > 1:
         results["consistency_rate"] = 0.9
-    write_results(results, levels, checkpoints, stem=f"results_{split}",
+    write_results(EvaluationResults.from_dict(results), levels, checkpoints, stem=f"results_{split}",
                   extra={"checkpoint": str(checkpoints / "best.ckpt"), "split": split})
     if export:
         write_sidecar(root / "model.safetensors", "safetensors", {"config": {}, "levels": levels.to_dict()})

@@ -103,9 +103,9 @@ def metrics_section(doc: Document, run: RunResults, label: str, others: Mapping[
     rows = []
     for who, r in [(label, run), *others.items()]:
         for level in r.level_names:
-            m = r.metrics[level]
-            rows.append([who, level, m.get("num_videos", ""), _pct(m.get("top1")), _pct(m.get("top5")),
-                         _pct(m.get("mean_class_accuracy")), _pct(m.get("consistent_top1"))])
+            m = r.metrics.levels[level]
+            rows.append([who, level, m.num_videos, _pct(m.top1), _pct(m.top5), _pct(m.mean_class_accuracy),
+                         _pct(m.consistent_top1)])
     has_consistent = any(r[-1] != "–" for r in rows)
     header = ["run", "level", "videos", "top-1", "top-5", "mean class acc."]
     if has_consistent:
@@ -113,9 +113,9 @@ def metrics_section(doc: Document, run: RunResults, label: str, others: Mapping[
     else:
         rows = [r[:-1] for r in rows]
     doc.table(header, rows, "llrrrr" + ("r" if has_consistent else ""))
-    if "consistency_rate" in run.metrics:
+    if run.metrics.consistency_rate is not None:
         doc.para(f"Consistency of the independent per-level predictions (a valid path through the hierarchy): "
-                 f"{_pct(run.metrics['consistency_rate'])}.")
+                 f"{_pct(run.metrics.consistency_rate)}.")
     doc.para("Mean class accuracy = per-class recall averaged over the classes present in the evaluated labels.")
 
 

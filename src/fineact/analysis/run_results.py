@@ -1,7 +1,7 @@
 """Reading an evaluated run: results_<split>.json with its confusion matrices and class names.
 
     run = load_results("runs/demo")            # finds checkpoints/results_<split>.json (see find_results)
-    run.metrics["element"]["top1"], run.confusions["element"], run.class_names["element"]
+    run.metrics.levels["element"].top1, run.confusions["element"], run.class_names["element"]
 
 Input is what `fineact.engine.results.write_results` leaves next to a checkpoint: results_<split>.json
 (headline metrics), results_<split>_<level>_confusion.csv and results_<split>_<level>_per_class.csv per level.
@@ -23,6 +23,7 @@ import numpy as np
 from fineact.analysis.confusion import read_confusion_csv
 from fineact.errors import AnnotationError, ConfigError, FineactError, WeightsError
 from fineact.interop.sidecar import WEIGHTS_FORMAT, is_sidecar, read_sidecar
+from fineact.engine.results import EvaluationResults
 from fineact.labels import LabelLevels
 
 PathLike = str | os.PathLike
@@ -33,13 +34,14 @@ _RESULTS_NAME = re.compile(r"^results_(.+)\.json$")
 class RunResults:
     """One evaluation as written by `fineact.engine.results.write_results`.
 
-    metrics: {level: {top1, top5, mean_class_accuracy, num_videos, ...}} (+ "consistency_rate").
+    metrics: the EvaluationResults (per level: top1, top5, mean_class_accuracy, num_videos, ...; the
+    consistency rate of a hierarchy).
     confusions: {level: (K, K) counts}; class_names: {level: names} (from levels, model.json or the CSVs).
     """
 
     path: Path
     split: str
-    metrics: dict
+    metrics: EvaluationResults
     extra: dict
     confusions: dict[str, np.ndarray] = field(default_factory=dict)
     class_names: dict[str, list[str]] = field(default_factory=dict)
@@ -47,7 +49,7 @@ class RunResults:
 
     @property
     def level_names(self) -> list[str]:
-        return [k for k, v in self.metrics.items() if isinstance(v, dict)]
+        return list(self.metrics.levels)
 
 
 def find_results(source: PathLike, split: str | None = None) -> Path:
@@ -120,7 +122,8 @@ def load_results(source: PathLike, split: str | None = None, levels: LabelLevels
         raise AnnotationError(f"{path}: expected a results file with a 'metrics' object, as `fineact test` writes")
     run_split = _RESULTS_NAME.match(path.name).group(1) if _RESULTS_NAME.match(path.name) else (split or "eval")
     stem = path.with_suffix("").name
-    result = RunResults(path, str(data.get("split", run_split)), data["metrics"],
+    metrics = EvaluationResults.from_dict(data["metrics"], f"{path}: metrics")
+    result = RunResults(path, str(data.get("split", run_split)), metrics,
                         {k: v for k, v in data.items() if k != "metrics"})
     result.levels = levels or _levels_from_export(path.parent)
     for level in result.level_names:

@@ -86,45 +86,36 @@ def run_demo(out_dir: str | Path = "runs/demo", data_dir: str | Path = ".fineact
         cfg = load_config(base=base_config(level, ds, out, epochs, workers))
         run = train(cfg)
         checkpoints[level] = str(run.best_checkpoint or run.last_checkpoint)
-        summary["models"][f"base_{level}"] = {"checkpoint": checkpoints[level], "results": _headline(run.results)}
+        summary["models"][f"base_{level}"] = {"checkpoint": checkpoints[level], "results": run.results.headline()}
     print("[demo] stage 2: hierarchical multi-task network from the three base checkpoints (frozen pathways, "
           "cached features)")
     cfg = load_config(base=multitask_config(ds, out, checkpoints, fusion_epochs, workers))
     run = train(cfg)
     summary["models"]["multitask"] = {"checkpoint": str(run.best_checkpoint), "exported": str(run.exported),
-                                      "results": _headline(run.results)}
+                                      "results": run.results.headline()}
     summary["multitask_results"] = run.results
     summary["seconds"] = round(time.time() - start, 1)
-    summary["chance"] = {level: 1.0 / n for level, n in _level_sizes(run.results).items()}
+    summary["chance"] = {level: 1.0 / result.num_classes for level, result in run.results.levels.items()}
     (out / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "multitask_results"},
                                                  indent=2) + "\n")
     return summary
 
 
-def _headline(results: dict) -> dict:
-    return {level: {k: entry[k] for k in ("top1", "top5", "mean_class_accuracy", "consistent_top1") if k in entry}
-            for level, entry in results.items() if isinstance(entry, dict)} | (
-        {"consistency_rate": results["consistency_rate"]} if "consistency_rate" in results else {})
-
-
-def _level_sizes(results: dict) -> dict[str, int]:
-    return {level: len(entry["support"]) for level, entry in results.items() if isinstance(entry, dict)}
-
-
 def format_summary(summary: dict) -> str:
+    from fineact.engine.results import EvaluationResults
+
     rows = [f"{'model':<16} {'level':<8} {'top1':>8} {'top5':>8} {'mean cls':>9} {'chance':>7}"]
     chance = summary.get("chance", {})
     for model, info in summary["models"].items():
-        for level, entry in info["results"].items():
-            if not isinstance(entry, dict):
-                continue
-            top5 = f"{100 * entry['top5']:>7.2f}%" if "top5" in entry else f"{'-':>8}"  # < 5 classes: no top-5
-            rows.append(f"{model:<16} {level:<8} {100 * entry['top1']:>7.2f}% {top5} "
-                        f"{100 * entry['mean_class_accuracy']:>8.2f}% {100 * chance.get(level, 0):>6.2f}%")
-    mt = summary["models"]["multitask"]["results"]
-    if "consistency_rate" in mt:
-        rows.append(f"multi-task consistency rate: {100 * mt['consistency_rate']:.2f}%; hierarchy-consistent "
-                    f"element top1: {100 * mt['element'].get('consistent_top1', float('nan')):.2f}%")
+        for level, result in EvaluationResults.from_dict(info["results"], f"demo model {model}").levels.items():
+            top5 = f"{100 * result.top5:>7.2f}%" if result.top5 is not None else f"{'-':>8}"  # < 5 classes
+            rows.append(f"{model:<16} {level:<8} {100 * result.top1:>7.2f}% {top5} "
+                        f"{100 * result.mean_class_accuracy:>8.2f}% {100 * chance.get(level, 0):>6.2f}%")
+    mt = EvaluationResults.from_dict(summary["models"]["multitask"]["results"], "demo multi-task model")
+    if mt.consistency_rate is not None:
+        consistent = mt.levels["element"].consistent_top1
+        rows.append(f"multi-task consistency rate: {100 * mt.consistency_rate:.2f}%; hierarchy-consistent "
+                    f"element top1: {100 * (float('nan') if consistent is None else consistent):.2f}%")
     rows.append(f"total time: {summary['seconds']:.0f} s")
     return "\n".join(rows)
 
