@@ -136,14 +136,14 @@ def test_check_data_lists_every_bad_video(tiny_gym, damaged_gym, tmp_path, capsy
 
 
 def test_sampler_follows_the_model_clip_specs():
-    from fineact.data.datasets import sampler_for
+    from fineact.data.sampling import sampler_for
     from fineact.data.sampling import DenseSampler, MultiPathwaySampler, SegmentSampler
     from fineact.errors import ConfigError
     from fineact.models import build_model
 
     assert isinstance(sampler_for(build_model("tsm_r18").clip_specs), SegmentSampler)
     dense = sampler_for(build_model("tsm_r18", frame_interval=8).clip_specs, num_clips=10)  # Kinetics protocol
-    assert isinstance(dense, DenseSampler) and dense.views("test") == 10 and dense.frame_interval == 8
+    assert isinstance(dense, DenseSampler) and dense.clip_views("test") == 10 and dense.frame_interval == 8
     multi = sampler_for(build_model("hierarchical_multitask", pathway_depth=18, base_channels=4).clip_specs)
     assert isinstance(multi, MultiPathwaySampler) and multi.window == 64
     with pytest.raises(ConfigError, match="twice_sample"):

@@ -149,14 +149,14 @@ def test_multi_pathway_short_video():
 # ----------------------------------------------------------------------------------------------- samplers
 
 
-def test_samplers_return_dicts_and_views():
+def test_samplers_return_dicts_and_clip_views():
     segments = SegmentSampler(8, twice=True)
     assert segments.indices(80, "test")["clip"].shape == (16,)
-    assert (segments.views("test"), segments.views("train")) == (2, 1)
+    assert (segments.clip_views("test"), segments.clip_views("train")) == (2, 1)
     dense = DenseSampler(8, 8, num_clips=10)
     assert dense.indices(300, "test")["clip"].shape == (80,)
     assert dense.indices(300, "train", rng())["clip"].shape == (8,)
-    assert (dense.views("test"), dense.views("train")) == (10, 1)
+    assert (dense.clip_views("test"), dense.clip_views("train")) == (10, 1)
     multi = MultiPathwaySampler(PAPER_PATHWAYS, num_clips=2)
     shapes = {name: indices.shape for name, indices in multi.indices(300, "test").items()}
     assert shapes == {"event": (8,), "set": (16,), "element": (64,)}

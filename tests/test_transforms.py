@@ -19,6 +19,7 @@ from fineact.data.transforms import (
     ToModelLayout,
     build_test_transform,
     build_train_transform,
+    resize_target,
 )
 from fineact.errors import ConfigError, VideoError
 
@@ -193,6 +194,15 @@ def test_resize_short_side_and_fixed():
     assert Resize((50, 70))(constant)[0] is constant  # no-op when the size already matches
 
 
+def test_config_resize_is_a_short_side_or_a_fixed_size():
+    from omegaconf import OmegaConf
+
+    sizes = OmegaConf.create({"short": [256], "fixed": [240, 320]})
+    assert resize_target(sizes.short) == 256 and isinstance(resize_target(sizes.short), int)
+    assert resize_target(sizes.fixed) == (240, 320)
+    assert Resize(resize_target(sizes.fixed))(position_clip(100, 120))[0].shape == (2, 3, 240, 320)
+
+
 def test_normalisation_numbers():
     frame = np.empty((1, 2, 2, 3), np.uint8)
     frame[..., 0], frame[..., 1], frame[..., 2] = 0, 128, 255
@@ -222,7 +232,7 @@ def test_test_pipeline_shapes(crops, shape):
     transform = build_test_transform(size=224, resize=256, crops=crops)
     out, label = transform({"clip": still_clip(4, 120, 160)}, 7)
     assert out["clip"].shape == shape and out["clip"].dtype == torch.float32 and label == 7
-    assert out["clip"].is_contiguous() and transform.views == crops
+    assert out["clip"].is_contiguous() and transform.crop_views == crops
 
 
 def test_train_pipeline_default_shapes():

@@ -4,8 +4,9 @@
     for level, top in predictor.predict("clip.mp4", topk=5).items():
         print(level, [(p.name, round(p.probability, 3)) for p in top])
 
-The predictor samples frames as the model was evaluated (its config's test clips and crops), decodes only those
-frames, averages the softmax over the views, and names the classes of every level the model predicts.
+The predictor sees a video as the model was evaluated (fineact.data.test_views: its config's test clips and crops),
+decodes only those frames, averages the softmax over the views, and names the classes of every level the model
+predicts.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from fineact.data.datasets import sampler_for
-from fineact.data.transforms import build_test_transform
-from fineact.data.video import probe_video, read_frames_multi
+from fineact.data.test_views import TestViews
 
 
 @dataclass
@@ -34,26 +32,13 @@ class Predictor:
     def __init__(self, module, device: str | torch.device = "cpu"):
         self.module = module.eval().to(device)
         self.device = torch.device(device)
-        data = module.cfg.data
-        self.frame_sampler = sampler_for(module.model.clip_specs, num_clips=data.test_clips,
-                                         twice=data.twice_sample, short_video=data.short_video)
-        resize = data.resize[0] if len(data.resize) == 1 else tuple(data.resize)
-        self.transform = build_test_transform(data.crop_size, resize, data.test_crops)
+        self.test_views = TestViews.from_config(module.cfg.data, module.model.clip_specs)
         self.levels = module.trained_levels
         self.class_names = {level: module.levels.class_names[level] for level in self.levels}
 
     def clips(self, source: str | Path) -> dict[str, torch.Tensor]:
-        """Test views of a video: {pathway: (1, V, C, T, H, W)}."""
-        num_frames = probe_video(source).num_frames
-        indices = self.frame_sampler.indices(num_frames, "test", np.random.default_rng(0))
-        frames = read_frames_multi(source, indices)
-        views = self.frame_sampler.views("test")
-        per_view = []
-        for v in range(views):
-            clip = {k: f.reshape(views, -1, *f.shape[1:])[v] for k, f in frames.items()}
-            out, _ = self.transform(clip, None, np.random.default_rng(0))
-            per_view.append({k: t if t.dim() == 5 else t.unsqueeze(0) for k, t in out.items()})
-        return {k: torch.cat([p[k] for p in per_view]).unsqueeze(0) for k in per_view[0]}
+        """Test views of a video as a batch of one: {pathway: (1, V, C, T, H, W)}."""
+        return {name: views.unsqueeze(0) for name, views in self.test_views.of_video(source).items()}
 
     @torch.no_grad()
     def scores(self, source: str | Path) -> dict[str, torch.Tensor]:

@@ -2,18 +2,18 @@
 
 They tie the analysis modules to trained runs: a run folder (as `fineact train` writes it: results next to the
 checkpoints, the export `model.safetensors` + `model.json`) and video files read with the model's own test
-pipeline (fineact.predict.Predictor), so what is explained is what was evaluated.
+views (fineact.data.test_views, through the Predictor), so what is explained is what was evaluated.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fineact.analysis.arc_maps import capture_arc, paper_state_layer, plot_state_maps
 from fineact.analysis.gradcam import default_cam_layers, grad_cam, list_layers, save_cam_animation, save_cam_grid
+from fineact.analysis.plotting import clip_to_frames
 from fineact.analysis.report import Report, build_report
 from fineact.errors import FineactError
 from fineact.models.arc import arc_layers
@@ -29,8 +29,8 @@ def find_export(run_dir: Path) -> Path | None:
 
 def video_clips(predictor: Predictor, videos: list[str]):
     """First test view of each video as a model input batch ({pathway: (N, C, T, H, W)} or a tensor)."""
-    per_video = [predictor.clips(v) for v in videos]
-    clips = {k: torch.cat([c[k][:, 0] for c in per_video]) for k in per_video[0]}
+    per_video = [predictor.test_views.of_video(v) for v in videos]
+    clips = {k: torch.cat([c[k][:1] for c in per_video]) for k in per_video[0]}
     return clips["clip"] if list(clips) == ["clip"] else clips
 
 
@@ -75,12 +75,13 @@ def gradcam_video(checkpoint: str | Path, video: str | Path, out_dir: str | Path
     out.mkdir(parents=True, exist_ok=True)
     written = []
     first = next(iter(clips.values())) if isinstance(clips, dict) else clips
+    mean, std = predictor.test_views.mean, predictor.test_views.std
     stem = Path(video).stem
     for layer in layers or default_cam_layers(model):
         cams = grad_cam(model, clips, layer, target=target, level=level)[0].numpy()
         pathway_clip = clips[layer.split(".")[1]] if isinstance(clips, dict) and layer.startswith("pathways.") \
             else first
-        frames = _display_frames(pathway_clip[0])
+        frames = clip_to_frames(pathway_clip[0], mean, std)
         safe = layer.replace(".", "_")
         written.append(save_cam_grid(frames, cams, out / f"{stem}_{safe}.png", title=f"Grad-CAM {layer}"))
         written.append(save_cam_animation(frames, cams, out / f"{stem}_{safe}.gif"))
@@ -88,13 +89,6 @@ def gradcam_video(checkpoint: str | Path, video: str | Path, out_dir: str | Path
         capture = capture_arc(model, clips, [paper_state_layer(model)])
         for name, cap in capture.items():
             path = out / f"{stem}_arc_states_{name.replace('.', '_')}.png"
-            written.append(plot_state_maps(_display_frames(first[0]), cap, path))
+            written.append(plot_state_maps(clip_to_frames(first[0], mean, std), cap, path))
     return [Path(p) for p in written]
 
-
-def _display_frames(clip: torch.Tensor) -> np.ndarray:
-    """(C, T, H, W) normalised -> (T, H, W, 3) uint8 for display."""
-    mean = torch.tensor((0.485, 0.456, 0.406)).view(3, 1, 1, 1)
-    std = torch.tensor((0.229, 0.224, 0.225)).view(3, 1, 1, 1)
-    pixels = ((clip * std + mean) * 255).clamp(0, 255).round().byte()
-    return pixels.permute(1, 2, 3, 0).numpy()

@@ -25,6 +25,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
+from fineact.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
 PathLike = str | os.PathLike
 
 DPI = 110
@@ -138,8 +140,8 @@ def resize_maps(maps, size: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
-def clip_to_frames(clip, mean: Sequence[float] | None = (0.485, 0.456, 0.406),
-                   std: Sequence[float] | None = (0.229, 0.224, 0.225)) -> np.ndarray:
+def clip_to_frames(clip, mean: Sequence[float] | None = IMAGENET_MEAN,
+                   std: Sequence[float] | None = IMAGENET_STD) -> np.ndarray:
     """A normalised model clip (C, T, H, W) back to displayable uint8 frames (T, H, W, 3).
 
     `mean`/`std` are those the clip was normalised with (ImageNet by default, on pixels / 255); pass None for

@@ -22,34 +22,13 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fineact.data.annotations import Sample
-from fineact.data.sampling import DenseSampler, MultiPathwaySampler, SegmentSampler
+from fineact.data.test_views import TestViews
 from fineact.data.unreadable import UnreadableVideo
 from fineact.data.unreadable import encode as encode_unreadable
 from fineact.data.video import probe_video, read_frames_multi
 from fineact.errors import ConfigError, VideoError
-from fineact.models.base import ClipSpec
 
 MAX_REPLACEMENTS = 20
-
-
-def sampler_for(clip_specs: dict[str, ClipSpec], num_clips: int = 1, twice: bool = False,
-                short_video: str = "loop"):
-    """The frame sampler a model's clip specs call for (segments, one dense clip, or several pathways)."""
-    if len(clip_specs) == 1:
-        spec = next(iter(clip_specs.values()))
-        if spec.frame_interval is None:
-            if num_clips > 1:
-                raise ConfigError(f"data.test_clips={num_clips}: segment sampling (TSN/TSM) takes one clip per "
-                                  "video; use data.twice_sample=true for a second clip, or dense sampling "
-                                  "(model.args.frame_interval) for several clips")
-            return SegmentSampler(spec.num_frames, twice=twice, short_video=short_video)
-        return DenseSampler(spec.num_frames, spec.frame_interval, num_clips=num_clips, short_video=short_video)
-    segment_paths = [name for name, spec in clip_specs.items() if spec.frame_interval is None]
-    if segment_paths:
-        raise ConfigError(f"pathways {segment_paths} use segment sampling; multi-pathway models need dense "
-                          "pathways (frames and interval) that share one window")
-    return MultiPathwaySampler({name: (s.num_frames, s.frame_interval) for name, s in clip_specs.items()},
-                               num_clips=num_clips, short_video=short_video)
 
 
 def sample_seed(base_seed: int, epoch: int, position: int) -> int:
@@ -139,35 +118,23 @@ class VideoClipDataset(Dataset):
         return count
 
     def load(self, sample: Sample, rng: np.random.Generator):
-        """-> ({pathway: float clip}, label) for one sample; raises VideoError when it cannot be read."""
+        """-> ({pathway: float clip}, label) for one sample; raises VideoError when it cannot be read.
+
+        Training gives one clip per pathway (C, T, H, W); evaluation every test view (V, C, T, H, W)."""
         mode = self.options.mode
         indices = self.frame_sampler.indices(self.frame_count(sample), mode, rng, start_frame=sample.start_frame)
-        opts = self._read_options(sample)
-        frames = read_frames_multi(sample.source, indices, **opts)
-        num_views = self.frame_sampler.views(mode)
-        if num_views == 1:
-            clips, label = self.transform(frames, sample.label, rng)
-            if mode == "test" and getattr(self.transform, "views", 1) == 1:
-                clips = {name: clip.unsqueeze(0) for name, clip in clips.items()}  # a view axis of 1
-            return clips, label
-        # Several clips per video (test): transform each clip view, concatenate clip x crop views.
-        per_view = {name: f.reshape(num_views, -1, *f.shape[1:]) for name, f in frames.items()}
-        outputs = []
-        for v in range(num_views):
-            clips, label = self.transform({name: f[v] for name, f in per_view.items()}, sample.label, rng)
-            outputs.append(clips)
-        merged = {}
-        for name in outputs[0]:
-            parts = [o[name] if o[name].dim() == 5 else o[name].unsqueeze(0) for o in outputs]
-            merged[name] = torch.cat(parts)
-        return merged, label
+        frames = read_frames_multi(sample.source, indices, **self._read_options(sample))
+        if mode == "train":
+            return self.transform(frames, sample.label, rng)
+        return self._test_views.of_frames(frames, sample.label, rng)
+
+    @property
+    def _test_views(self) -> TestViews:
+        return TestViews(self.frame_sampler, self.transform, self.crop_size)
 
     def placeholder(self):
         """Zero clips shaped like a real evaluation sample (label -1: ignored by the metrics)."""
-        views = self.frame_sampler.views(self.options.mode) * getattr(self.transform, "views", 1)
-        size = self.crop_size
-        return {name: torch.zeros(views, 3, t, size, size) for name, t in
-                self.frame_sampler.frames_per_view.items()}
+        return self._test_views.placeholder()
 
     def __getitem__(self, key) -> dict:
         index, seed = key if isinstance(key, tuple) else (key, key)

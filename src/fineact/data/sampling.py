@@ -1,4 +1,4 @@
-"""Which frames to read: TSN segments, dense clips, multi-pathway windows, and test-time views.
+"""Which frames to read: TSN segments, dense clips, multi-pathway windows, and the clips of a test video.
 
 Every function returns 0-based frame indices (numpy int64) in ``[start_frame, start_frame + num_frames)``:
 ``num_frames`` is the length of the video, or of the sample's window of it (Diving48/FineGym clips given as
@@ -6,8 +6,8 @@ Every function returns 0-based frame indices (numpy int64) in ``[start_frame, st
 ``numpy.random.Generator`` passed as ``rng`` (a fresh unseeded one when None), so a seeded generator gives
 reproducible samples.
 
-Several clips ("views") come back flattened, view-major: ``(num_views * frames_per_view,)``; reshape with
-``indices.reshape(num_views, -1)``.
+Several clips (a sampler's ``clip_views``) come back flattened, clip-major: ``(clip_views * frames_per_view,)``;
+reshape with ``indices.reshape(clip_views, -1)``. ``sampler_for`` picks the sampler a model's clip specs call for.
 
 Short videos (fewer frames than a window needs): indices are first computed as if the video were long enough,
 starting at frame 0, and those past the end are mapped back by ``short_video``:
@@ -33,6 +33,7 @@ __all__ = [
     "SegmentSampler",
     "dense_indices",
     "multi_pathway_indices",
+    "sampler_for",
     "segment_indices",
 ]
 
@@ -178,7 +179,7 @@ class SegmentSampler:
         )
         return {"clip": clip}
 
-    def views(self, mode: str = "test") -> int:
+    def clip_views(self, mode: str = "test") -> int:
         """Clips per video: 2 with ``twice`` at test (centre clip, start clip), else 1."""
         return 2 if (self.twice and _check_mode(mode) == "test") else 1
 
@@ -189,7 +190,7 @@ class SegmentSampler:
 
 @dataclass(frozen=True)
 class DenseSampler:
-    """Dense clips (see ``dense_indices``); returns ``{"clip": indices}``; ``num_clips`` views at test."""
+    """Dense clips (see ``dense_indices``); returns ``{"clip": indices}``; ``num_clips`` clip views at test."""
 
     clip_len: int
     frame_interval: int
@@ -214,7 +215,7 @@ class DenseSampler:
         )
         return {"clip": clip}
 
-    def views(self, mode: str = "test") -> int:
+    def clip_views(self, mode: str = "test") -> int:
         """Clips per video: ``num_clips`` at test, 1 in train mode (one random clip per visit)."""
         return self._clips(mode)
 
@@ -251,7 +252,7 @@ class MultiPathwaySampler:
             num_frames, self.pathways, mode, rng, clips, start_frame=start_frame, short_video=self.short_video
         )
 
-    def views(self, mode: str = "test") -> int:
+    def clip_views(self, mode: str = "test") -> int:
         """Windows per video: ``num_clips`` at test, 1 in train mode."""
         return self.num_clips if _check_mode(mode) == "test" else 1
 
@@ -263,6 +264,26 @@ class MultiPathwaySampler:
     @property
     def frames_per_view(self) -> dict[str, int]:
         return {name: t for name, (t, _) in self.pathways.items()}
+
+
+def sampler_for(clip_specs: Mapping, num_clips: int = 1, twice: bool = False, short_video: str = "loop"):
+    """The frame sampler a model's clip specs ({pathway: ClipSpec}) call for: segments, one dense clip, or
+    several pathways sharing one window."""
+    if len(clip_specs) == 1:
+        spec = next(iter(clip_specs.values()))
+        if spec.frame_interval is None:
+            if num_clips > 1:
+                raise ConfigError(f"data.test_clips={num_clips}: segment sampling (TSN/TSM) takes one clip per "
+                                  "video; use data.twice_sample=true for a second clip, or dense sampling "
+                                  "(model.args.frame_interval) for several clips")
+            return SegmentSampler(spec.num_frames, twice=twice, short_video=short_video)
+        return DenseSampler(spec.num_frames, spec.frame_interval, num_clips=num_clips, short_video=short_video)
+    segment_paths = [name for name, spec in clip_specs.items() if spec.frame_interval is None]
+    if segment_paths:
+        raise ConfigError(f"pathways {segment_paths} use segment sampling; multi-pathway models need dense "
+                          "pathways (frames and interval) that share one window")
+    return MultiPathwaySampler({name: (s.num_frames, s.frame_interval) for name, s in clip_specs.items()},
+                               num_clips=num_clips, short_video=short_video)
 
 
 # --------------------------------------------------------------------------------------------- helpers

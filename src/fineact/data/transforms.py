@@ -45,6 +45,7 @@ __all__ = [
     "ToModelLayout",
     "build_test_transform",
     "build_train_transform",
+    "resize_target",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -77,11 +78,11 @@ class ClipTransform:
 
 
 class Compose(ClipTransform):
-    """Applies transforms in order with one rng; ``views`` is the number of test views (crops) it makes."""
+    """Applies transforms in order with one rng; ``crop_views`` is the number of test crops it makes per clip."""
 
-    def __init__(self, transforms: Sequence[ClipTransform], views: int = 1):
+    def __init__(self, transforms: Sequence[ClipTransform], crop_views: int = 1):
         self.transforms = list(transforms)
-        self.views = views
+        self.crop_views = crop_views
 
     def apply(self, clips, label, rng):
         for transform in self.transforms:
@@ -384,7 +385,7 @@ def build_test_transform(
     std: Sequence[float] = IMAGENET_STD,
 ) -> Compose:
     """uint8 clips -> resize (short side 256 by default) -> 1 centre crop ``(C, T, size, size)``, or 3 / 10 crops
-    ``(V, C, T, size, size)`` -> normalisation. The result's ``views`` attribute is the number of crops."""
+    ``(V, C, T, size, size)`` -> normalisation. The result's ``crop_views`` attribute is the number of crops."""
     view_crops: dict[int, Callable[[Any], ClipTransform]] = {1: CentreCrop, 3: ThreeCrop, 10: TenCrop}
     if crops not in view_crops:
         raise ConfigError(f"test crops must be 1, 3 or 10, got {crops!r}")
@@ -392,7 +393,12 @@ def build_test_transform(
     if resize is not None:
         steps.append(Resize(resize))
     steps += [view_crops[crops](size), Normalize(mean, std), ToModelLayout()]
-    return Compose(steps, views=crops)
+    return Compose(steps, crop_views=crops)
+
+
+def resize_target(sizes: Sequence[int]) -> int | tuple[int, int]:
+    """The config's ``data.resize`` as ``Resize`` takes it: ``[short side]`` -> int, ``[H, W]`` -> (H, W)."""
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
 # -------------------------------------------------------------------------------------------- helpers

@@ -11,9 +11,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from fineact.data.annotations import Sample, read_annotations
-from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDataset, sampler_for
+from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDataset
+from fineact.data.sampling import sampler_for
+from fineact.data.test_views import TestViews
+from fineact.data.transforms import build_train_transform, resize_target
 from fineact.data.unreadable import UnreadableVideo
-from fineact.data.transforms import build_test_transform, build_train_transform
 from fineact.errors import ConfigError, FineactError
 from fineact.labels import LabelLevels
 
@@ -71,45 +73,51 @@ class VideoDataModule(L.LightningDataModule):
         key = f"{split}/{mode}"
         if key not in self._datasets:
             data = self.cfg.data
-            frame_sampler = sampler_for(self.clip_specs, num_clips=data.test_clips if mode == "test" else 1,
-                                        twice=data.twice_sample and mode == "test", short_video=data.short_video)
-            resize = data.resize[0] if len(data.resize) == 1 else tuple(data.resize)
             if mode == "train":
-                transform = build_train_transform(data.train_crop, data.crop_size, resize, data.flip,
-                                                  dict(data.flip_label_map) or None)
+                frame_sampler = sampler_for(self.clip_specs, short_video=data.short_video)
+                transform = build_train_transform(data.train_crop, data.crop_size, resize_target(data.resize),
+                                                  data.flip, dict(data.flip_label_map) or None)
             else:
-                transform = build_test_transform(data.crop_size, resize, data.test_crops)
+                views = TestViews.from_config(data, self.clip_specs)
+                frame_sampler, transform = views.frame_sampler, views.transform
             options = ClipDatasetOptions(mode=mode, filename_template=data.filename_template,
                                          start_index=data.start_index)
             self._datasets[key] = VideoClipDataset(read_split(self.cfg, self.levels, split), frame_sampler,
                                                    transform, options, data.crop_size)
         return self._datasets[key]
 
-    def _loader(self, split: str, shuffle: bool, mode: str | None = None) -> DataLoader:
-        data = self.cfg.data
-        dataset = self.dataset(split, mode)
+    # -- loaders -----------------------------------------------------------------------------------------
+    def keyed_sampler(self, length: int, shuffle: bool) -> KeyedSampler:
+        """This process's share of (index, seed) keys over `length` samples (see KeyedSampler)."""
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = KeyedSampler(len(dataset), shuffle=shuffle, seed=self.cfg.seed, rank=rank, world_size=world)
+        return KeyedSampler(length, shuffle=shuffle, seed=self.cfg.seed, rank=rank, world_size=world)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("train"), shuffle=True)
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Every video of `split` (any split, the train split too) once, in order, with all its test views."""
+        return self._loader(self.dataset(split, "test"), shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader(self.eval_split)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.eval_dataloader(self.eval_split)
+
+    def _loader(self, dataset: VideoClipDataset, shuffle: bool) -> DataLoader:
+        data = self.cfg.data
         workers = data.num_workers
-        return ForkSafeDataLoader(dataset, batch_size=data.batch_size, sampler=sampler, num_workers=workers,
+        return ForkSafeDataLoader(dataset, batch_size=data.batch_size,
+                                  sampler=self.keyed_sampler(len(dataset), shuffle), num_workers=workers,
                                   pin_memory=data.pin_memory and torch.cuda.is_available(),
                                   persistent_workers=data.persistent_workers and workers > 0, drop_last=False,
                                   prefetch_factor=data.prefetch_factor if workers > 0 else None,
                                   multiprocessing_context="fork" if workers > 0 and _fork_ok() else None)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    # Evaluation reads any split (the train split too) with the test protocol's views.
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_split, shuffle=False, mode="test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_split, shuffle=False, mode="test")
 
     # -- bad videos --------------------------------------------------------------------------------------
     def raise_if_too_many_bad(self, skipped: list[UnreadableVideo], split: str = "train") -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from fineact.engine.datamodule import VideoDataModule
 
@@ -29,7 +29,7 @@ def extract_features(module, datamodule: VideoDataModule, split: str, out_path: 
                      progress: bool = True) -> Path:
     """Features of every video of `split` (all test views) into a safetensors file; returns its path."""
     module.eval()
-    loader = datamodule._loader(split, shuffle=False, mode="test")  # un-augmented test views
+    loader = datamodule.eval_dataloader(split)  # un-augmented test views
     collected: dict[str, list[torch.Tensor]] = {}
     labels, indices = [], []
     total = len(loader)
@@ -88,13 +88,13 @@ class FeatureDataModule(VideoDataModule):
             self._datasets[key] = FeatureDataset(self.cache[split])
         return self._datasets[key]
 
-    def _loader(self, split: str, shuffle: bool, mode: str | None = None):
-        from torch.utils.data import DataLoader
+    def train_dataloader(self) -> DataLoader:
+        return self._feature_loader("train", shuffle=True)
 
-        from fineact.data.datasets import KeyedSampler
+    def eval_dataloader(self, split: str) -> DataLoader:
+        return self._feature_loader(split, shuffle=False)
 
+    def _feature_loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(split)
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = KeyedSampler(len(dataset), shuffle=shuffle, seed=self.cfg.seed, rank=rank, world_size=world)
-        return DataLoader(dataset, batch_size=self.cfg.data.batch_size, sampler=sampler, num_workers=0)
+        return DataLoader(dataset, batch_size=self.cfg.data.batch_size,
+                          sampler=self.keyed_sampler(len(dataset), shuffle), num_workers=0)
