@@ -18,7 +18,7 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fineact.config import load_config
+from fineact.config import load_config, to_dict
 from fineact.engine.module import RecognitionModule
 from fineact.engine.performance import performance_callbacks
 from fineact.engine.optim import parameter_groups
@@ -170,7 +170,7 @@ def test_recipe_builds_and_trains_one_step(path, shared_data):
     torch.manual_seed(0)
     cfg = smoke_config(path)
     levels = levels_for(cfg, shared_data)
-    module = RecognitionModule(OmegaConf.to_container(cfg, resolve=True), levels.to_dict())
+    module = RecognitionModule(to_dict(cfg), levels.to_dict())
     model = module.model
     if cfg.level:
         assert module.trained_levels == [cfg.level]
@@ -212,9 +212,9 @@ def test_channels_last_option_feeds_the_model_channels_last_clips_and_keeps_outp
     torch.manual_seed(0)
     cfg = smoke_config(CONFIG_DIR / name)
     levels = levels_for(cfg, shared_data)
-    plain = RecognitionModule(OmegaConf.to_container(cfg, resolve=True), levels.to_dict()).eval()
+    plain = RecognitionModule(to_dict(cfg), levels.to_dict()).eval()
     cfg.trainer.channels_last = True
-    fast = RecognitionModule(OmegaConf.to_container(cfg, resolve=True), levels.to_dict()).eval()
+    fast = RecognitionModule(to_dict(cfg), levels.to_dict()).eval()
     fast.model.load_state_dict(plain.model.state_dict())
     (options,) = performance_callbacks(cfg.trainer)
     options.setup(None, fast, "fit")

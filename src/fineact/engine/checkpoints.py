@@ -61,7 +61,7 @@ def load_module(path: str | Path, config_overrides: DictConfig | None = None):
         state = _model_state(ckpt["state_dict"])
     config = weights_free_config(config)
     if config_overrides is not None:
-        override = OmegaConf.to_container(config_overrides, resolve=True)
+        override = OmegaConf.to_container(config_overrides, resolve=True, enum_to_str=True)
         for key in RUN_SECTIONS:
             config[key] = override[key]
     module = RecognitionModule(config, levels)

@@ -53,7 +53,7 @@ def levels_from_config(cfg: DictConfig) -> LabelLevels:
 
 
 def _container(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # checkpoints hold plain strings
 
 
 def build_module(cfg: DictConfig, levels: LabelLevels | None = None) -> RecognitionModule:

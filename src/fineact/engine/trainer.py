@@ -16,7 +16,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fineact.engine.checkpoint_io import AtomicCheckpointIO
 from fineact.engine.host_memory import reuse_freed_memory
@@ -68,6 +68,7 @@ def build_trainer(cfg: DictConfig, output_dir: str | Path, validate: bool = True
         kwargs["limit_val_batches"] = t.limit_val_batches
     if not validate:
         kwargs["limit_val_batches"] = 0
+    kwargs.update(OmegaConf.to_container(t.extra, resolve=True))  # any other Trainer argument (names checked)
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
 
