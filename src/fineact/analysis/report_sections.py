@@ -89,10 +89,10 @@ class ImageFolder:
     def add(self, path: Path) -> str:
         """Record a written picture; returns its link from the report folder."""
         self.written.append(path)
-        return relative_link(path, self.root)
+        return _relative_link(path, self.root)
 
 
-def relative_link(path: Path, root: Path) -> str:
+def _relative_link(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
