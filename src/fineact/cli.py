@@ -335,14 +335,17 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fineact.data.test_views import TestViews
     from fineact.engine.checkpoints import load_module
     from fineact.interop import EXPORT_FORMATS, export_model, verify_export
 
     module = load_module(args.checkpoint)
     out = args.out or str(Path(args.checkpoint).with_suffix(EXPORT_FORMATS[args.format]))
-    size = args.size or module.cfg.data.crop_size
+    # The export describes the inputs the test protocol feeds the model: crop size and normalisation.
+    views = TestViews.from_config(module.cfg.data, module.model.clip_specs)
     names = {level: module.levels.class_names[level] for level in module.trained_levels}
-    path = export_model(module.model, out, args.format, size=size, class_names=names)
+    path = export_model(module.model, out, args.format, size=args.size or views.crop_size, mean=views.mean,
+                        std=views.std, class_names=names)
     print(f"exported {path} (inputs and outputs described in {path.name}.json beside it)")
     if args.verify:
         print(f"max abs difference to the eager model: {verify_export(module.model, path, args.format):.3g}")
