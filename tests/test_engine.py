@@ -107,7 +107,7 @@ def test_two_stage_multitask_with_feature_cache_and_predict_cli(tiny_gym, tmp_pa
     # Cached-feature evaluation equals evaluating the full network on the videos.
     from fineact.engine.run import evaluate
     video_results, _ = evaluate(load_config(base=mt), run.best_checkpoint, "val", quiet=True)
-    assert video_results["element"]["top1"] == pytest.approx(run.results.levels["element"].top1)
+    assert video_results.levels["element"].top1 == pytest.approx(run.results.levels["element"].top1)
     # fineact predict on a real mp4: top-5 per level with class names.
     video = sorted(Path(tiny_gym.videos_dir).glob("*.mp4"))[0]
     assert main(["predict", "--checkpoint", str(run.exported), str(video)]) == 0
