@@ -29,10 +29,11 @@ from torch import nn
 from fineact.errors import ModelError, WeightsError
 from fineact.interop.keymaps import SOURCES, Mapped, detect_source, strip_prefix, to_fineact
 from fineact.models.arc import arc_layers
+from fineact.models.base import classifiers
 from fineact.models.multitask import HierarchicalMultiTask, MultiLevelRecognizer
 from fineact.models.resnet import ResNet
 from fineact.models.resnet3d import INFLATE_MODES, Lateral, Recognizer3d, ResNet3d, SlowFast, inflate_resnet2d
-from fineact.models.tsm import SegmentRecognizer, TemporalShift
+from fineact.models.tsm import TemporalShift
 from fineact.models.weights import LoadReport, load_strict
 
 _WRAPPERS = ("state_dict", "model", "model_state_dict", "module")
@@ -141,15 +142,7 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
     """Key prefixes of the model's classifier(s): the only keys that may be absent from or differ in a file."""
-    if isinstance(model, ResNet):
-        return ("fc.",) if model.fc is not None else ()
-    if isinstance(model, (SegmentRecognizer, MultiLevelRecognizer)):
-        return ("head.fc.",)
-    if isinstance(model, Recognizer3d):
-        return ("head.fc.",) if model.head is not None else ()
-    if isinstance(model, HierarchicalMultiTask):
-        return ("heads.",)
-    return ()
+    return tuple(f"{name}." for name in classifiers(model))
 
 
 def _is_3d(model: nn.Module) -> bool:

@@ -203,6 +203,9 @@ class HierarchicalMultiTask(nn.Module):
     def clip_specs(self) -> dict[str, ClipSpec]:
         return dict(self._specs)
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {f"heads.{level}": head for level, head in self.heads.items()}
+
     # -- freezing ---------------------------------------------------------------------------------------------
     def set_pathways_frozen(self, frozen: bool) -> None:
         """Frozen: pathways take no gradient and stay in eval mode (BN statistics fixed). Else end-to-end."""
@@ -320,6 +323,9 @@ class MultiLevelRecognizer(nn.Module):
     @property
     def clip_specs(self) -> dict[str, ClipSpec]:
         return {"clip": ClipSpec(self.num_frames, self.frame_interval)}
+
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {f"head.fc.{level}": fc for level, fc in self.head.fc.items()}
 
     def forward_features(self, clip) -> torch.Tensor:
         return self.backbone.forward_features(single_clip(clip, type(self).__name__))

@@ -112,6 +112,9 @@ class ResNet(nn.Module):
     def stages(self) -> dict[str, nn.Sequential]:
         return {name: getattr(self, name) for name in STAGE_NAMES}
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {"fc": self.fc} if self.fc is not None else {}
+
     def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) images -> (B, C, H/32, W/32) last-stage feature map."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -179,6 +179,9 @@ class ResNet3d(nn.Module):
     def stages(self) -> dict[str, nn.Sequential]:
         return {name: getattr(self, name) for name in STAGE_NAMES}
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {}  # a backbone pathway: recognizers own the classifier
+
     def stage_channels(self) -> list[int]:
         """Output channels of the stem and of res2..res5."""
         e = self.block.expansion
@@ -253,6 +256,9 @@ class SlowFast(nn.Module):
                              f"(the slow pathway takes every {self.alpha}-th frame)")
         return clip[:, :, ::self.alpha], clip
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {}  # a backbone: recognizers own the classifier
+
     def forward_feature_map(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         slow, fast = self.split(clip)
         slow, fast = self.slow.forward_stem(slow), self.fast.forward_stem(fast)
@@ -322,6 +328,9 @@ class Recognizer3d(nn.Module):
     @property
     def clip_specs(self) -> dict[str, ClipSpec]:
         return {"clip": ClipSpec(self.num_frames, self.frame_interval)}
+
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {"head.fc": self.head.fc} if self.head is not None else {}
 
     def forward_feature_map(self, clip):
         """The backbone's last feature map(s): a tensor (SlowOnly) or a (slow, fast) pair (SlowFast)."""

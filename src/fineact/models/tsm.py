@@ -119,6 +119,9 @@ class SegmentRecognizer(nn.Module):
     def clip_specs(self) -> dict[str, ClipSpec]:
         return {"clip": ClipSpec(self.num_segments, self.frame_interval)}
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {"head.fc": self.head.fc}
+
     def _frames(self, clip: torch.Tensor) -> torch.Tensor:
         check_clip(clip, type(self).__name__)
         n, c, t, h, w = clip.shape
