@@ -229,11 +229,11 @@ def test_custom_hierarchy_and_pathways():
     out = model(clips_for(model))
     assert {k: v.shape[1] for k, v in out.items()} == {"coarse": 3, "fine": 9}
     # Any module with forward_features/feature_dim can be a pathway, given its clip spec.
-    direct = HierarchicalMultiTask({"only": ResNet3d(18, 8)}, {"a": 2}, {"only": 8}, fused_dim=8,
+    direct = HierarchicalMultiTask({"only": ResNet3d(18, 8)}, {"a": 2}, encoder_dims={"only": 8}, fused_dim=8,
                                    clip_specs={"only": ClipSpec(4, 4)})
     assert direct({"only": torch.randn(1, 3, 4, SIZE, SIZE)})["a"].shape == (1, 2)
     with pytest.raises(ModelError, match="clip_specs"):
-        HierarchicalMultiTask({"only": ResNet3d(18, 8)}, {"a": 2}, {"only": 8})
+        HierarchicalMultiTask({"only": ResNet3d(18, 8)}, {"a": 2}, encoder_dims={"only": 8})
 
 
 def test_arc_pathways_follow_the_freeze_flag():

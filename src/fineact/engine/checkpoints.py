@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fineact.errors import WeightsError
-from fineact.models.weights import load_strict, read_state_dict
+from fineact.interop.weights import load_strict, read_weights_file
 
 # Sections of a config that describe the run, not the model: `fineact test` takes them from its own config.
 RUN_SECTIONS = ("data", "eval", "trainer", "output_dir", "name", "seed")
@@ -48,7 +48,7 @@ def load_module(path: str | Path, config_overrides: DictConfig | None = None):
             raise WeightsError(f"exported weights {path}: the description {meta_path} is missing")
         meta = json.loads(meta_path.read_text())
         config, levels = meta["config"], meta["levels"]
-        state = read_state_dict(path.with_suffix(".safetensors"))
+        state = read_weights_file(path.with_suffix(".safetensors"))
     else:
         ckpt = read_checkpoint(path)
         hp = ckpt.get("hyper_parameters") or {}
