@@ -30,7 +30,7 @@ from torch import nn
 from fineact.errors import ModelError, WeightsError
 from fineact.interop.inflate import inflate_resnet2d, torchvision_into_3d
 from fineact.interop.keymaps import SOURCES, Mapped, detect_source, strip_prefix, to_fineact
-from fineact.interop.weights import LoadReport, load_strict, read_weights_file
+from fineact.interop.weights import LoadReport, load_strict, optional_key, read_weights_file
 from fineact.models.arc import arc_layers, split_into_parts
 from fineact.models.base import classifiers
 from fineact.models.multitask import HierarchicalMultiTask, MultiLevelRecognizer
@@ -186,7 +186,7 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], source: str, reinit:
     usable = {k: v for k, v in state.items() if k in target and v.shape == target[k].shape}
     model.load_state_dict(usable, strict=False)
     report = InteropReport(source, loaded=sorted(usable))
-    absent = [k for k in target if k not in usable and not k.endswith("num_batches_tracked")]
+    absent = [k for k in target if k not in usable and not optional_key(k)]
     report.reinitialised = _group(sorted({k.rsplit(".", 1)[0] for k in absent if k.startswith(tuple(reinit))}),
                                   reinit)
     report.missing = [k for k in absent if not k.startswith(tuple(reinit))]
