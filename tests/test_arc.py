@@ -315,3 +315,55 @@ def test_one_step_arc_is_the_plain_network_and_trains():
     assert n_params(one) == n_params(plain) == 11_265_774  # paper Table 5(b): n = 1 -> 11.27 M
     one(torch.randn(1, 3, 8, 32, 32)).sum().backward()      # no in-place conflict with the block's ReLU
     assert arc_parameters(one) == []
+
+
+# -- builders decorate first and load after: the same numbers as decorating a loaded model ---------------------------
+
+def _decorate_2d(model):
+    return apply_arc(model, stages=(3, 4, 5))
+
+
+def _decorate_3d(model):
+    from fineact.models.resnet3d import apply_arc3d
+
+    return apply_arc3d(model, stages=(4, 5))
+
+
+@pytest.mark.parametrize("name, args, arc_stages, decorate", [
+    ("arc_tsm_r18", dict(num_classes=1000, num_segments=2), (3, 4, 5), _decorate_2d),
+    ("slowonly_r50", dict(depth=18, num_classes=5, num_frames=4), (4, 5), _decorate_3d)])
+def test_arc_model_built_with_pretrained_weights_equals_decorating_the_loaded_model(tmp_path, name, args,
+                                                                                      arc_stages, decorate):
+    from fineact.models.resnet import resnet
+
+    state = randomise_bn_statistics(resnet(18), seed=4).state_dict()
+    path = tmp_path / "resnet18_imagenet.pth"
+    torch.save(state, path)
+    torch.manual_seed(0)
+    built = build_model(name, pretrained=str(path), arc_stages=arc_stages, **args).eval()
+    torch.manual_seed(0)  # the same classifier initialisation (built before any ARC layer)
+    plain = build_model(name, pretrained=str(path), arc_stages=(), **args).eval()
+    decorated = decorate(copy.deepcopy(plain)).eval()  # the old order: load the plain convs, then decorate
+    ours, theirs = built.state_dict(), decorated.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert [k for k in ours if not torch.equal(ours[k], theirs[k])] == []
+    x = torch.rand(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(built(x), plain(x), atol=1e-5)  # zero maps: the decorated net is the plain one
+
+
+def test_arc_parts_hold_slices_of_the_files_conv_and_bn(tmp_path):
+    from fineact.models.resnet import resnet
+
+    state = randomise_bn_statistics(resnet(18), seed=5).state_dict()
+    path = tmp_path / "resnet18_imagenet.pth"
+    torch.save(state, path)
+    layer = build_model("arc_tsm_r18", pretrained=str(path), num_segments=2).backbone.layer3[1].conv2
+    start = 0
+    for part, c in zip(layer.parts, layer.split):
+        assert torch.equal(part.conv.weight, state["layer3.1.conv2.weight"][start:start + c])
+        assert torch.equal(part.bn.running_var, state["layer3.1.bn2.running_var"][start:start + c])
+        assert torch.equal(part.bn.weight, state["layer3.1.bn2.weight"][start:start + c])
+        start += c
+    assert start == state["layer3.1.conv2.weight"].shape[0]
+    assert all(w.abs().max() == 0 for w in arc_parameters(layer))

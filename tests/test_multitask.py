@@ -229,11 +229,11 @@ def test_custom_hierarchy_and_pathways():
     out = model(clips_for(model))
     assert {k: v.shape[1] for k, v in out.items()} == {"coarse": 3, "fine": 9}
     # Any module with forward_features/feature_dim can be a pathway, given its clip spec.
-    direct = HierarchicalMultiTask({"only": ResNet3d(18, 8)}, {"a": 2}, {"only": 8}, fused_dim=8,
+    direct = HierarchicalMultiTask({"only": ResNet3d(18, 8)}, {"a": 2}, encoder_dims={"only": 8}, fused_dim=8,
                                    clip_specs={"only": ClipSpec(4, 4)})
     assert direct({"only": torch.randn(1, 3, 4, SIZE, SIZE)})["a"].shape == (1, 2)
     with pytest.raises(ModelError, match="clip_specs"):
-        HierarchicalMultiTask({"only": ResNet3d(18, 8)}, {"a": 2}, {"only": 8})
+        HierarchicalMultiTask({"only": ResNet3d(18, 8)}, {"a": 2}, encoder_dims={"only": 8})
 
 
 def test_arc_pathways_follow_the_freeze_flag():
@@ -279,3 +279,21 @@ def test_slowfast_multitask_baseline(tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded.forward_features(clip), single.eval().forward_features(clip), atol=1e-6)
     assert any("head" in r for r in loaded.load_report.reinitialised)
+
+
+def test_imagenet_weights_inflate_into_every_pathway_after_arc(tmp_path):
+    from fineact.models.resnet import resnet
+
+    net2d = resnet(18)
+    path = tmp_path / "r18.pth"
+    torch.save(net2d.state_dict(), path)
+    model = build_model("hierarchical_multitask", levels={"event": 4}, pathway_clips={"event": (2, 16)},
+                        pathway_depth=18, pretrained=str(path), arc_stages=(5,))
+    pathway = model.pathways["event"].backbone
+    w2d, w3d = net2d.layer3[0].conv1.weight, pathway.layer3[0].conv1.weight  # res4: temporal kernel 3
+    assert torch.allclose(w3d, w2d.unsqueeze(2).expand_as(w3d) / 3)
+    parts = torch.cat([p.conv.weight for p in pathway.layer4[0].conv1.parts])  # ARC on res5, split from the file
+    assert torch.allclose(parts[:, :, 1], net2d.layer4[0].conv1.weight / 3)
+    named = {r.split(" (")[0] for r in model.load_report.reinitialised}
+    assert named == {"heads.event", "encoders", "fusion"}
+    assert not any(p.requires_grad for p in model.pathways.parameters())  # still frozen after loading

@@ -11,8 +11,9 @@ from fineact.errors import ModelError, WeightsError
 from fineact.models import ClipSpec, build_model, get_entry
 from fineact.models.arc import ARCConv, arc_layers
 from fineact.models.resnet import resnet
+from fineact.interop.inflate import inflate_resnet2d
 from fineact.models.resnet3d import (BasicBlock3d, Bottleneck3d, Recognizer3d, ResNet3d, SlowFast, apply_arc3d,
-                                     inflate_resnet2d, slowfast, slowonly)
+                                     slowfast, slowonly)
 
 
 def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -128,7 +129,8 @@ def test_inflated_slowonly_equals_2d_resnet_on_identical_frames(resnet50_2d):
     """Centre inflation: T identical frames give exactly the 2D network's pooled feature."""
     net2d, path = resnet50_2d
     model = build_model("slowonly_r50", pretrained=str(path), inflate="center").eval()
-    assert "fc (the 2D ImageNet classifier is not used)" in model.load_report.reinitialised
+    report = model.load_report  # the 2D ImageNet classifier is not used; the model's keeps its initialisation
+    assert "fc.weight" in report.unused and any(r.startswith("head.fc (classifier") for r in report.reinitialised)
     image = torch.randn(1, 3, 64, 64)
     clip = image[:, :, None].expand(1, 3, 4, 64, 64).contiguous()
     with torch.no_grad():
@@ -160,9 +162,9 @@ def test_inflated_slowfast_slow_pathway_equals_slowonly(resnet50_2d):
     sf = build_model("slowfast_r50", pretrained=str(path)).eval()
     so = build_model("slowonly_r50", pretrained=str(path)).eval()
     report = sf.load_report
-    assert any(r.startswith("fast") for r in report.reinitialised)
-    assert any(r.startswith("laterals") for r in report.reinitialised)
-    assert "slow.layer1.0.conv1.weight" in report.loaded
+    assert any(r.startswith("backbone.fast (fast pathway") for r in report.reinitialised)
+    assert any(r.startswith("backbone.laterals (lateral") for r in report.reinitialised)
+    assert "backbone.slow.layer1.0.conv1.weight" in report.loaded
     assert sf.backbone.slow.layer2[0].conv1.weight[:, 256:].abs().max() == 0
     clip = torch.randn(1, 3, 16, 32, 32)
     with torch.no_grad():

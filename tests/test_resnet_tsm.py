@@ -56,21 +56,23 @@ def test_pretrained_classifier_is_reinitialised_when_class_count_differs(tmp_pat
     path = tmp_path / "r18.pth"
     torch.save(resnet(18).state_dict(), path)
     model = build_model("tsm_r18", num_classes=7, pretrained=str(path))
-    assert "fc (class count differs)" in model.load_report.reinitialised
+    assert "head.fc (classifier: class count differs or not in the file)" in model.load_report.reinitialised
     assert model.head.fc.weight.shape == (7, 512)
     assert model.head.fc.weight.std().item() < 0.01 and model.head.fc.bias.abs().max().item() == 0
 
 
 def test_pretrained_with_wrong_keys_lists_missing_and_unexpected(tmp_path):
     state = resnet(18).state_dict()
-    state["layer9.weight"] = torch.zeros(1)
+    state["layer1.0.conv9.weight"] = torch.zeros(1)
     del state["layer1.0.conv1.weight"]
     path = tmp_path / "bad.pth"
     torch.save(state, path)
     with pytest.raises(WeightsError) as info:
         build_model("tsm_r18", pretrained=str(path))
     message = str(info.value)
-    assert "missing keys: layer1.0.conv1.weight" in message and "unexpected keys: layer9.weight" in message
+    # The model's names for the file's keys (the recognizer holds the ResNet as `backbone`).
+    assert "missing keys: backbone.layer1.0.conv1.weight" in message
+    assert "unexpected keys: backbone.layer1.0.conv9.weight" in message
     assert str(path) in message
 
 

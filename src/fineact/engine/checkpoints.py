@@ -17,7 +17,7 @@ from torch import nn
 
 from fineact.errors import WeightsError
 from fineact.interop.sidecar import WEIGHTS_FORMAT, read_sidecar, sidecar_path, write_sidecar
-from fineact.models.weights import load_strict, read_state_dict
+from fineact.interop.weights import load_strict, read_weights_file
 
 # Sections of a config that describe the run, not the model: `fineact test` takes them from its own config.
 RUN_SECTIONS = ("data", "eval", "trainer", "output_dir", "name", "seed")
@@ -50,7 +50,7 @@ def load_module(path: str | Path, config_overrides: DictConfig | None = None):
             raise WeightsError(f"exported weights {path}: the description {meta_path} is missing")
         meta = read_sidecar(meta_path, {WEIGHTS_FORMAT})
         config, levels = meta["config"], meta["levels"]
-        state = read_state_dict(weights)
+        state = read_weights_file(weights)
     else:
         ckpt = read_checkpoint(path)
         hp = ckpt.get("hyper_parameters") or {}

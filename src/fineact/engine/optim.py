@@ -1,7 +1,8 @@
 """The papers' optimisation recipe: SGD with parameter groups and a warm-up schedule.
 
 Groups (TSM and ARC code): weights decay; BN parameters, biases and the ARC maps We/Wf/Wa do not (unless the
-config says so); the final classifier's weight and bias may take lr multipliers (TSM fine-tuning: x5, x10).
+config says so); the final classifiers' weights and biases (each model names them, models.base.classifiers)
+may take lr multipliers (TSM fine-tuning: x5, x10).
 Schedules run per optimizer step: linear warm-up over `warmup_epochs`, then multistep decay at epoch
 milestones or a cosine to `min_lr`. Linear lr scaling: with `optim.base_batch_size` set, the lr is multiplied
 by (batch size x devices x nodes) / base_batch_size.
@@ -16,17 +17,9 @@ import torch
 from torch import nn
 
 from fineact.models.arc import arc_parameters
+from fineact.models.base import classifiers
 
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
-
-
-def classifier_modules(model: nn.Module) -> list[nn.Linear]:
-    """The final classifier(s): `model.classifiers()` when a model defines it, else `head.fc`."""
-    if hasattr(model, "classifiers"):
-        return list(model.classifiers())
-    head = getattr(model, "head", None)
-    fc = getattr(head, "fc", None) if head is not None else None
-    return [fc] if isinstance(fc, nn.Linear) else []
 
 
 def parameter_groups(model: nn.Module, lr: float, weight_decay: float, decay_bn_and_bias: bool = False,
@@ -34,7 +27,7 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float, decay_bn_
                      classifier_bias_lr_mult: float = 1.0) -> list[dict]:
     """Split trainable parameters into the recipe's groups; every trainable parameter lands in exactly one."""
     cls_weights, cls_biases = set(), set()
-    for fc in classifier_modules(model):
+    for fc in classifiers(model).values():
         cls_weights.add(id(fc.weight))
         if fc.bias is not None:
             cls_biases.add(id(fc.bias))

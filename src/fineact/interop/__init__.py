@@ -14,8 +14,9 @@
 
 from fineact.interop.export import export_model, load_exported, make_example_inputs, verify_export
 from fineact.interop.keymaps import SOURCES, detect_source
-from fineact.interop.load import InteropReport, load_pathway_weights, load_weights, read_weights_file
+from fineact.interop.load import InteropReport, load_pathway_weights, load_weights
 from fineact.interop.sidecar import EXPORT_FORMATS
+from fineact.interop.weights import LoadReport, read_weights_file
 
-__all__ = ["EXPORT_FORMATS", "InteropReport", "SOURCES", "detect_source", "export_model", "load_exported",
+__all__ = ["EXPORT_FORMATS", "InteropReport", "LoadReport", "SOURCES", "detect_source", "export_model", "load_exported",
            "load_pathway_weights", "load_weights", "make_example_inputs", "read_weights_file", "verify_export"]

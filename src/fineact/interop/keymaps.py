@@ -29,7 +29,7 @@ mmaction2     open-mmlab/mmaction2 0.x and 1.x: `backbone.*` + `cls_head.*` (+ a
               slow ones; fineact concatenates slow then fast, so the classifier's input columns are swapped.
               The 0.x and 1.x key names of these models are the same (1.x's migration guide: "no changes in
               model.backbone"); the files differ in their wrapping (`meta`, `message_hub`, ...), which
-              `load.read_weights_file` handles. TSNHead averages the segments' features before fc_cls, fineact
+              `weights.read_weights_file` handles. TSNHead averages the segments' features before fc_cls, fineact
               averages the logits after it: the same numbers (fc is linear) up to float rounding.
               Not loadable, and rejected with the keys named: 3D ResNet-18/34 files (MMAction2's BasicBlock3d
               inflates both 3x3 convs to 3x3x3, fineact's only the first), non-local blocks, TSM temporal_pool.
@@ -290,9 +290,9 @@ LAYOUTS: dict[str, Layout] = {
 
 def detect_source(state_dict) -> str:
     """Which layout the keys of `state_dict` use: one of SOURCES. Raises a WeightsError naming every candidate
-    considered and why it does not fit. A path is read first (fineact.interop.load.read_weights_file)."""
+    considered and why it does not fit. A path is read first (fineact.interop.weights.read_weights_file)."""
     if not isinstance(state_dict, dict):
-        from fineact.interop.load import read_weights_file
+        from fineact.interop.weights import read_weights_file
 
         state_dict = read_weights_file(state_dict)
     if not state_dict:

@@ -7,7 +7,8 @@
 Steps: read the file (weights only) -> detect its layout (keymaps.detect_source) -> rename its keys into
 fineact's recognizer layout (keymaps.to_fineact) -> fit them to the model (bare backbone, recognizer,
 multi-level head; 2D ImageNet weights are inflated into 3D models) -> split plain convs into ARC parts where
-the model has ARC layers -> load strictly (fineact.models.weights.load_strict).
+the model has ARC layers -> load strictly (weights.load_strict). Reading files (`read_weights_file`) and the
+strict fit are in weights.py, 2D -> 3D inflation in inflate.py.
 
 What may differ between file and model: the classifier only (another class count, or a file without one);
 it keeps the model's initialisation and the report names it. Missing, unexpected or mis-shaped backbone keys
@@ -27,15 +28,15 @@ import torch
 from torch import nn
 
 from fineact.errors import ModelError, WeightsError
+from fineact.interop.inflate import inflate_resnet2d, torchvision_into_3d
 from fineact.interop.keymaps import SOURCES, Mapped, detect_source, strip_prefix, to_fineact
-from fineact.models.arc import arc_layers
+from fineact.interop.weights import LoadReport, load_strict, optional_key, read_weights_file
+from fineact.models.arc import arc_layers, split_into_parts
+from fineact.models.base import classifiers
 from fineact.models.multitask import HierarchicalMultiTask, MultiLevelRecognizer
 from fineact.models.resnet import ResNet
-from fineact.models.resnet3d import INFLATE_MODES, Lateral, Recognizer3d, ResNet3d, SlowFast, inflate_resnet2d
-from fineact.models.tsm import SegmentRecognizer, TemporalShift
-from fineact.models.weights import LoadReport, load_strict
-
-_WRAPPERS = ("state_dict", "model", "model_state_dict", "module")
+from fineact.models.resnet3d import Lateral, Recognizer3d, ResNet3d, SlowFast
+from fineact.models.tsm import TemporalShift
 
 
 @dataclass
@@ -62,94 +63,11 @@ class InteropReport(LoadReport):
         return text
 
 
-# -- reading -----------------------------------------------------------------------------------------------------
-
-class _Inert:
-    """Stands in for a non-tensor object of a checkpoint's metadata (mmengine buffers, numpy scalars, ...).
-
-    Built by the weights-only unpickler instead of the real class, it runs no code and keeps nothing. Only
-    tensors under `state_dict` are used, so the stand-ins are thrown away with the metadata.
-    """
-
-    def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        return type(self)()
-
-
-def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
-    while isinstance(obj, dict):
-        wrapper = next((k for k in _WRAPPERS if k in obj and isinstance(obj[k], dict)), None)
-        if wrapper is None:
-            break
-        obj = obj[wrapper]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"weights file {path}: expected a dict of tensors (optionally under 'state_dict'), "
-                           f"found {type(obj).__name__}" + (f" with keys {list(obj)[:8]}" if isinstance(obj, dict)
-                                                            else ""))
-    return dict(obj)
-
-
-def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """The flat {key: tensor} dict of a .pth/.pt/.ckpt/.tar (weights only) or .safetensors file.
-
-    Checkpoints of training frameworks carry metadata next to `state_dict` (MMAction2 0.x/1.x: `meta`,
-    `message_hub`, ...), sometimes with classes the weights-only unpickler refuses. Those globals are replaced by
-    inert stand-ins (no code from the file runs); only the tensors are kept.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {path}: not found (expected a .pth/.pt/.ckpt or .safetensors file)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return _unwrap(load_file(str(path)), path)
-        except WeightsError:
-            raise
-        except Exception as exc:
-            raise WeightsError(f"weights file {path}: not a readable safetensors file ({type(exc).__name__}: "
-                               f"{exc})") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as first:
-        try:
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        except Exception:
-            names = []
-        if not names:
-            raise WeightsError(f"weights file {path}: cannot be read as weights only "
-                               f"({type(first).__name__}: {str(first).splitlines()[0]})") from None
-        stand_ins = [(type(f"Inert_{i}", (_Inert,), {}), name) for i, name in enumerate(names)]
-        try:
-            with torch.serialization.safe_globals(stand_ins):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise WeightsError(f"weights file {path}: cannot be read as weights only ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0]})") from None
-    return _unwrap(obj, path)
-
-
 # -- what the model is -----------------------------------------------------------------------------------------
 
 def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
     """Key prefixes of the model's classifier(s): the only keys that may be absent from or differ in a file."""
-    if isinstance(model, ResNet):
-        return ("fc.",) if model.fc is not None else ()
-    if isinstance(model, (SegmentRecognizer, MultiLevelRecognizer)):
-        return ("head.fc.",)
-    if isinstance(model, Recognizer3d):
-        return ("head.fc.",) if model.head is not None else ()
-    if isinstance(model, HierarchicalMultiTask):
-        return ("heads.",)
-    return ()
+    return tuple(f"{name}." for name in classifiers(model))
 
 
 def _is_3d(model: nn.Module) -> bool:
@@ -205,48 +123,6 @@ def _fit(model: nn.Module, mapped: Mapped) -> tuple[dict[str, torch.Tensor], lis
     return state, unused, notes
 
 
-# -- torchvision ImageNet weights into 3D models (inflation) -----------------------------------------------------
-
-def _plain_twin(pathway: ResNet3d) -> ResNet3d:
-    """A ResNet3d built like `pathway` but without ARC (inflation writes plain conv keys)."""
-    return ResNet3d(pathway.depth, pathway.base_channels, in_channels=pathway.conv1.in_channels,
-                    stem_kernel=pathway.conv1.kernel_size, temporal_kernels=pathway.temporal_kernels,
-                    lateral_channels=pathway.lateral_channels)
-
-
-def _inflate(pathway: ResNet3d, state_2d: dict[str, torch.Tensor], mode: str, source: str) -> dict:
-    twin = _plain_twin(pathway)
-    inflate_resnet2d(twin, state_2d, mode, source)
-    return twin.state_dict()
-
-
-def _torchvision_into_3d(model: nn.Module, state_2d: dict[str, torch.Tensor], mode: str,
-                         source: str) -> tuple[dict[str, torch.Tensor], dict[str, str], list[str]]:
-    """Inflate into every 3D pathway. Returns (state, {prefix: why it has no counterpart}, unused keys)."""
-    if mode not in INFLATE_MODES:
-        raise ModelError(f"inflate must be one of {INFLATE_MODES}, got {mode!r}")
-    state: dict[str, torch.Tensor] = {}
-    without: dict[str, str] = {}
-    modules = dict(model.named_modules())
-    slowfasts = [name for name, m in modules.items() if isinstance(m, SlowFast)]
-    for name in slowfasts:
-        prefix = f"{name}." if name else ""
-        slow = modules[name].slow
-        state.update({f"{prefix}slow.{k}": v for k, v in _inflate(slow, state_2d, mode, source).items()})
-        without[f"{prefix}fast."] = "fast pathway: its channels differ from the 2D network, left as built"
-        without[f"{prefix}laterals."] = "lateral connections: no 2D counterpart, left as built"
-    for name, module in modules.items():
-        inside_slowfast = any(name.startswith(f"{sf}." if sf else "") for sf in slowfasts)
-        if isinstance(module, ResNet3d) and not inside_slowfast:
-            prefix = f"{name}." if name else ""
-            state.update({f"{prefix}{k}": v for k, v in _inflate(module, state_2d, mode, source).items()})
-    if isinstance(model, HierarchicalMultiTask):
-        for part in ("encoders.", "fusion."):
-            without[part] = "no counterpart in a 2D ImageNet network, left as built"
-    unused = sorted(k for k in state_2d if k.startswith("fc."))
-    return state, without, unused
-
-
 # -- ARC: plain conv + BN keys -> the parts of a decorated layer -------------------------------------------------
 
 def _split_into_arc(model: nn.Module, state: dict[str, torch.Tensor]) -> int:
@@ -268,13 +144,7 @@ def _split_into_arc(model: nn.Module, state: dict[str, torch.Tensor]) -> int:
         if weight.shape[0] != layer.out_channels:
             raise WeightsError(f"{name}.weight: file has {weight.shape[0]} output channels, the ARC layer "
                                f"{layer.out_channels}")
-        start = 0
-        for i, c in enumerate(layer.split):
-            sl = slice(start, start + c)
-            state[f"{name}.parts.{i}.conv.weight"] = weight[sl]
-            for p, v in bn.items():
-                state[f"{name}.parts.{i}.bn.{p}"] = v if p == "num_batches_tracked" else v[sl]
-            start += c
+        state.update({f"{name}.parts.{k}": v for k, v in split_into_parts(layer.split, weight, bn).items()})
         for key, value in layer.state_dict().items():
             if key.startswith(("embed.", "fuse.", "attend.")):
                 state[f"{name}.{key}"] = torch.zeros_like(value)
@@ -316,7 +186,7 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], source: str, reinit:
     usable = {k: v for k, v in state.items() if k in target and v.shape == target[k].shape}
     model.load_state_dict(usable, strict=False)
     report = InteropReport(source, loaded=sorted(usable))
-    absent = [k for k in target if k not in usable and not k.endswith("num_batches_tracked")]
+    absent = [k for k in target if k not in usable and not optional_key(k)]
     report.reinitialised = _group(sorted({k.rsplit(".", 1)[0] for k in absent if k.startswith(tuple(reinit))}),
                                   reinit)
     report.missing = [k for k in absent if not k.startswith(tuple(reinit))]
@@ -349,7 +219,7 @@ def load_weights(model: nn.Module, path: str | Path, source: str = "auto", stric
     source:   "auto" (from the keys), "torchvision", "mmaction2", "tsm-official" or "fineact".
     strict:   True (default): any backbone key missing from the file, unknown to the model or of another shape
               is a WeightsError listing them. False: load what fits and list the rest in the report.
-    inflate:  for 2D ImageNet weights into a 3D model: "mean" (I3D) or "center" (resnet3d.inflate_resnet2d).
+    inflate:  for 2D ImageNet weights into a 3D model: "mean" (I3D) or "center" (resnet3d.inflate_kernel).
     adapt_laterals: MMAction2's SlowFast laterals are a bare conv by default (lateral_norm=False), fineact's are
               conv + BN + ReLU. True replaces the model's lateral BN and ReLU by identities so the model computes
               the file's network; without it such a file is a WeightsError that says so.
@@ -364,7 +234,7 @@ def load_weights(model: nn.Module, path: str | Path, source: str = "auto", stric
     unused: list[str] = []
     restore: list = []
     if layout == "torchvision" and _is_3d(model):
-        state3d, without, unused = _torchvision_into_3d(model, strip_prefix(state, "module."), inflate, str(path))
+        state3d, without, unused = torchvision_into_3d(model, strip_prefix(state, "module."), inflate, str(path))
         fitted = state3d
         reinit.update(without)
         notes.append(f"2D ImageNet weights inflated to 3D ({inflate})")
@@ -401,6 +271,40 @@ def load_weights(model: nn.Module, path: str | Path, source: str = "auto", stric
     return report
 
 
+def load_single_level(module: nn.Module, state_or_path: Mapping[str, torch.Tensor] | str | Path,
+                      what: str, source: str | None = None) -> LoadReport:
+    """Load a single-level recognizer checkpoint (keys `backbone.*`, `head.*`) into `module`.
+
+    `module` is a headless recognizer (keys `backbone.*`) or a bare backbone (keys without the prefix).
+    A leading `model.` (Lightning) is stripped. The single-level classifier `head.*` is not used (named in
+    the report); every other key must match the module exactly, or a WeightsError lists the differences.
+    (HierarchicalMultiTask.load_pathway and MultiLevelRecognizer.load_backbone.)
+    """
+    if isinstance(state_or_path, (str, Path)):
+        source = source or str(state_or_path)
+        state = read_weights_file(state_or_path)
+    else:
+        source = source or f"the state dict given for {what}"
+        state = dict(state_or_path)
+    state = strip_prefix(state, "model.")
+    target = module.state_dict()
+    wants_head = any(k.startswith("head.") for k in target)
+    wants_backbone_prefix = any(k.startswith("backbone.") for k in target)
+    unused = sorted(k for k in state if k.startswith("head.")) if not wants_head else []
+    state = {k: v for k, v in state.items() if k not in unused}
+    if not wants_backbone_prefix:
+        state = strip_prefix(state, "backbone.")
+    try:
+        report = load_strict(module, state, source)
+    except WeightsError as exc:
+        raise WeightsError(f"{what}: {exc}\n  (expected a single-level recognizer checkpoint with keys "
+                           f"'backbone.*' built like this pathway: same depth, base_channels and ARC options)") \
+            from None
+    if unused:
+        report.reinitialised.append(f"head (the single-level classifier, {len(unused)} tensors, is not used)")
+    return report
+
+
 def load_pathway_weights(multitask_model: HierarchicalMultiTask, level: str, path: str | Path,
                          source: str = "auto", *, inflate: str = "mean") -> InteropReport:
     """Load a single-level checkpoint (MMAction2 SlowOnly, fineact Recognizer3d, ...) into one pathway.
@@ -425,8 +329,8 @@ def load_pathway_weights(multitask_model: HierarchicalMultiTask, level: str, pat
         backbone = getattr(pathway, "backbone", pathway)
         if not isinstance(backbone, ResNet3d):
             raise ModelError(f"pathway {level!r} has no ResNet3d backbone to inflate 2D weights into")
-        single = {f"backbone.{k}": v for k, v in _inflate(backbone, strip_prefix(state, "module."), inflate,
-                                                          str(path)).items()}
+        single = {f"backbone.{k}": v for k, v in inflate_resnet2d(backbone, strip_prefix(state, "module."), inflate,
+                                                                  str(path)).items()}
         notes.append(f"2D ImageNet weights inflated to 3D ({inflate})")
     else:
         mapped = to_fineact(state, layout)
@@ -442,7 +346,7 @@ def load_pathway_weights(multitask_model: HierarchicalMultiTask, level: str, pat
     converted = _split_into_arc(pathway, single)
     if converted:
         notes.append(f"{converted} ARC layers took the file's plain convs; their We/Wf/Wa were set to zero")
-    base = multitask_model.load_pathway(level, single)
+    base = multitask_model.load_pathway(level, single, source=str(path))
     report = InteropReport(str(path), loaded=base.loaded, reinitialised=base.reinitialised, layout=layout,
                            notes=notes, unused=unused)
     return report

@@ -52,6 +52,22 @@ def part_channels(out_channels: int, num_steps: int) -> list[int]:
     return [base] * (num_steps - 1) + [out_channels - base * (num_steps - 1)]
 
 
+def split_into_parts(split: list[int], conv_weight: torch.Tensor,
+                     bn_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A plain conv's weight and its BN's state sliced along the output channels into the parts' keys
+    ("{i}.conv.weight", "{i}.bn.{name}"), part i taking the next `split[i]` channels (BN step counters are shared).
+    Decorating a built layer (`ARCConv.from_conv`) and loading a plain conv from a file into an ARC layer
+    (fineact.interop) both use it, so they give the same numbers."""
+    state, start = {}, 0
+    for i, c in enumerate(split):
+        sl = slice(start, start + c)
+        state[f"{i}.conv.weight"] = conv_weight[sl]
+        for name, value in bn_state.items():
+            state[f"{i}.bn.{name}"] = value if name == "num_batches_tracked" else value[sl]
+        start += c
+    return state
+
+
 class ARCPart(nn.Module):
     """Part i of the decorated layer: its own conv, BN and (optionally) ReLU; Y_i = f(Z_i; w_i) (eq. 3)."""
 
@@ -131,18 +147,9 @@ class ARCConv(nn.Module):
         layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                     num_steps=num_steps, pool=pool, relu=relu, dims=dims, num_segments=num_segments)
         layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
-        start = 0
-        with torch.no_grad():
-            for part, c in zip(layer.parts, layer.split):
-                sl = slice(start, start + c)
-                part.conv.weight.copy_(conv.weight[sl])
-                part.bn.weight.copy_(bn.weight[sl])
-                part.bn.bias.copy_(bn.bias[sl])
-                part.bn.running_mean.copy_(bn.running_mean[sl])
-                part.bn.running_var.copy_(bn.running_var[sl])
-                part.bn.num_batches_tracked.copy_(bn.num_batches_tracked)
-                part.bn.eps, part.bn.momentum = bn.eps, bn.momentum
-                start += c
+        layer.parts.load_state_dict(split_into_parts(layer.split, conv.weight.detach(), bn.state_dict()))
+        for part in layer.parts:
+            part.bn.eps, part.bn.momentum = bn.eps, bn.momentum
         layer.train(conv.training)
         return layer
 

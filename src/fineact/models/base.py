@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from fineact.errors import ModelError
 
@@ -24,6 +25,21 @@ class ClipSpec:
     def span(self) -> int | None:
         """Frames of video one dense clip covers (None for segment sampling)."""
         return None if self.frame_interval is None else self.num_frames * self.frame_interval
+
+
+def classifiers(model: nn.Module) -> dict[str, nn.Linear]:
+    """The final classifier(s) of a fineact model: {state-dict prefix (module name): nn.Linear}.
+
+    Every fineact model answers `get_classifier()` (timm's idea): "head.fc" for one classifier, one entry per
+    level for multi-level models ("heads.event", "head.fc.event", ...), {} for a bare backbone or a model built
+    without a head. The optimiser gives these their lr multipliers; the weight loader lets only these differ
+    from a file (another class count) and keep their initialisation.
+    """
+    get = getattr(model, "get_classifier", None)
+    if get is None:
+        raise ModelError(f"{type(model).__name__} does not name its classifier: fineact models define "
+                         f"get_classifier() -> {{state-dict prefix: nn.Linear}}")
+    return dict(get())
 
 
 def tracing() -> bool:

@@ -22,16 +22,18 @@ The loss is the weighted sum of the levels' cross-entropies, `level_loss` below 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fineact.errors import ModelError, WeightsError
+from fineact.errors import ModelError
 from fineact.models.base import ClipSpec, check_clip
 from fineact.models.resnet3d import SlowFast, ResNet3d, single_clip
-from fineact.models.weights import LoadReport, load_strict, read_state_dict
+
+if TYPE_CHECKING:
+    from fineact.interop.weights import LoadReport
 
 # The paper's sizes (section 3.2.2): pathway encoders and the fused layer.
 PAPER_ENCODER_DIMS = {"event": 128, "set": 256, "element": 1024}
@@ -94,45 +96,6 @@ def _classifier(in_features: int, num_classes: int) -> nn.Linear:
     return fc
 
 
-# -- loading a single-level checkpoint into a pathway -------------------------------------------------------
-
-def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
-
-
-def load_single_level(module: nn.Module, state_or_path: Mapping[str, torch.Tensor] | str | Path,
-                      what: str) -> LoadReport:
-    """Load a single-level recognizer checkpoint (keys `backbone.*`, `head.*`) into `module`.
-
-    `module` is a headless recognizer (keys `backbone.*`) or a bare backbone (keys without the prefix).
-    A leading `model.` (Lightning) is stripped. The single-level classifier `head.*` is not used (named in
-    the report); every other key must match the module exactly, or a WeightsError lists the differences.
-    """
-    if isinstance(state_or_path, (str, Path)):
-        source = str(state_or_path)
-        state = read_state_dict(state_or_path)
-    else:
-        source = f"the state dict given for {what}"
-        state = dict(state_or_path)
-    state = _strip(state, "model.")
-    target = module.state_dict()
-    wants_head = any(k.startswith("head.") for k in target)
-    wants_backbone_prefix = any(k.startswith("backbone.") for k in target)
-    unused = sorted(k for k in state if k.startswith("head.")) if not wants_head else []
-    state = {k: v for k, v in state.items() if k not in unused}
-    if not wants_backbone_prefix:
-        state = _strip(state, "backbone.")
-    try:
-        report = load_strict(module, state, source)
-    except WeightsError as exc:
-        raise WeightsError(f"{what}: {exc}\n  (expected a single-level recognizer checkpoint with keys "
-                           f"'backbone.*' built like this pathway: same depth, base_channels and ARC options)") \
-            from None
-    if unused:
-        report.reinitialised.append(f"head (the single-level classifier, {len(unused)} tensors, is not used)")
-    return report
-
-
 # -- the hierarchical multi-task network --------------------------------------------------------------------
 
 class HierarchicalMultiTask(nn.Module):
@@ -151,7 +114,7 @@ class HierarchicalMultiTask(nn.Module):
     Input {pathway: clip (N, C, T, H, W)}; output {level: logits (N, classes)}.
     """
 
-    def __init__(self, pathways: Mapping[str, nn.Module], levels: Mapping[str, int],
+    def __init__(self, pathways: Mapping[str, nn.Module], levels: Mapping[str, int], *,
                  encoder_dims: Mapping[str, int] | None = None, fused_dim: int = PAPER_FUSED_DIM,
                  dropout: float = 0.5, loss_weights: Mapping[str, float] | None = None,
                  freeze_pathways: bool = True, clip_specs: Mapping[str, ClipSpec] | None = None):
@@ -206,6 +169,9 @@ class HierarchicalMultiTask(nn.Module):
     @property
     def clip_specs(self) -> dict[str, ClipSpec]:
         return dict(self._specs)
+
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {f"heads.{level}": head for level, head in self.heads.items()}
 
     # -- freezing ---------------------------------------------------------------------------------------------
     def set_pathways_frozen(self, frozen: bool) -> None:
@@ -277,11 +243,16 @@ class HierarchicalMultiTask(nn.Module):
         """Weighted sum of the levels' cross-entropies (eq. 2, weights 1 : 2 : 4 by default)."""
         return level_loss(outputs, targets, self.loss_weights)
 
-    def load_pathway(self, name: str, state_or_path: Mapping[str, torch.Tensor] | str | Path) -> LoadReport:
-        """Load a single-level recognizer checkpoint (path or state dict) into pathway `name`, strictly."""
+    def load_pathway(self, name: str, state_or_path: Mapping[str, torch.Tensor] | str | Path, *,
+                     source: str | None = None) -> LoadReport:
+        """Load a single-level recognizer checkpoint (path or state dict) into pathway `name`, strictly.
+
+        `source` names where a state dict came from in reports and errors (a path names itself)."""
         if name not in self.pathways:
             raise ModelError(f"no pathway {name!r}; pathways are {list(self.pathways)}")
-        report = load_single_level(self.pathways[name], state_or_path, f"pathway {name!r}")
+        from fineact.interop.load import load_single_level
+
+        report = load_single_level(self.pathways[name], state_or_path, f"pathway {name!r}", source=source)
         self.set_pathways_frozen(self.freeze_pathways)  # loading keeps the requires_grad flags; re-assert mode
         return report
 
@@ -308,7 +279,7 @@ class MultiLevelRecognizer(nn.Module):
     Keys `backbone.*` (those of the single-level recognizer) and `head.fc.<level>.*`.
     """
 
-    def __init__(self, backbone: ResNet3d | SlowFast, levels: Mapping[str, int], num_frames: int,
+    def __init__(self, backbone: ResNet3d | SlowFast, levels: Mapping[str, int], *, num_frames: int,
                  frame_interval: int, dropout: float = 0.5, loss_weights: Mapping[str, float] | None = None):
         super().__init__()
         self.loss_weights = _check_levels(levels, loss_weights)
@@ -325,6 +296,9 @@ class MultiLevelRecognizer(nn.Module):
     def clip_specs(self) -> dict[str, ClipSpec]:
         return {"clip": ClipSpec(self.num_frames, self.frame_interval)}
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {f"head.fc.{level}": fc for level, fc in self.head.fc.items()}
+
     def forward_features(self, clip) -> torch.Tensor:
         return self.backbone.forward_features(single_clip(clip, type(self).__name__))
 
@@ -338,4 +312,6 @@ class MultiLevelRecognizer(nn.Module):
 
     def load_backbone(self, state_or_path: Mapping[str, torch.Tensor] | str | Path) -> LoadReport:
         """Load the backbone of a single-level recognizer checkpoint (its `head.*` is not used)."""
+        from fineact.interop.load import load_single_level
+
         return load_single_level(self.backbone, state_or_path, "backbone")

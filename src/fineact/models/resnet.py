@@ -112,6 +112,9 @@ class ResNet(nn.Module):
     def stages(self) -> dict[str, nn.Sequential]:
         return {name: getattr(self, name) for name in STAGE_NAMES}
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {"fc": self.fc} if self.fc is not None else {}
+
     def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) images -> (B, C, H/32, W/32) last-stage feature map."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -134,15 +137,15 @@ RESNET_LAYOUTS: dict[int, tuple[Type[BasicBlock | Bottleneck], tuple[int, int, i
 }
 
 
-def resnet(depth: int, num_classes: int = 1000, pretrained: str | None = None) -> ResNet:
+def resnet(depth: int, *, num_classes: int = 1000, pretrained: str | None = None) -> ResNet:
     """ResNet-`depth` (18/34/50/101); `pretrained` is a torchvision-format checkpoint on disk."""
     from fineact.errors import ModelError
-    from fineact.models.weights import load_torchvision_resnet
+    from fineact.interop.load import load_weights
 
     if depth not in RESNET_LAYOUTS:
         raise ModelError(f"ResNet depth must be one of {sorted(RESNET_LAYOUTS)}, got {depth}")
     block, layers = RESNET_LAYOUTS[depth]
     model = ResNet(block, layers, num_classes=num_classes)
     if pretrained:
-        load_torchvision_resnet(model, pretrained)
+        load_weights(model, pretrained, source="torchvision")
     return model

@@ -11,7 +11,8 @@ Layout (as MMAction2 / the SlowFast paper; REFERENCE.md section 3):
 Each stage has a temporal kernel size k: Bottleneck3d puts it in conv1 ((k,1,1), "3x1x1" inflation),
 BasicBlock3d in conv1 ((k,3,3)). SlowOnly (and SlowFast's slow pathway) use k = 1, 1, 3, 3; the fast pathway
 uses 3 everywhere and a (5,7,7) stem. The names are torchvision's (conv1, bn1, layer1.0.conv1, ...,
-layer2.0.downsample.0/1), so a torchvision ImageNet checkpoint maps onto them key by key (`inflate_resnet2d`).
+layer2.0.downsample.0/1), so a torchvision ImageNet checkpoint maps onto them key by key (`inflate_kernel`;
+fineact.interop.inflate matches the keys).
 
 SlowFast input: ONE dense clip of alpha*T frames (N, C, alpha*T, H, W), as MMAction2 feeds it. The fast
 pathway sees all of it; the slow pathway every alpha-th frame (frames 0, alpha, 2*alpha, ...). Lateral
@@ -33,9 +34,8 @@ from typing import Iterable, Sequence, Type
 import torch
 from torch import nn
 
-from fineact.errors import ModelError, WeightsError
+from fineact.errors import ModelError
 from fineact.models.base import ClipSpec, check_clip
-from fineact.models.weights import LoadReport, read_state_dict
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")  # = res2, res3, res4, res5 in the papers
 SLOW_TEMPORAL_KERNELS = (1, 1, 3, 3)   # SlowOnly / slow pathway: temporal convs only in res4, res5
@@ -179,6 +179,9 @@ class ResNet3d(nn.Module):
     def stages(self) -> dict[str, nn.Sequential]:
         return {name: getattr(self, name) for name in STAGE_NAMES}
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {}  # a backbone pathway: recognizers own the classifier
+
     def stage_channels(self) -> list[int]:
         """Output channels of the stem and of res2..res5."""
         e = self.block.expansion
@@ -225,7 +228,7 @@ class SlowFast(nn.Module):
     `forward_features` pools each over T, H, W and concatenates them (feature_dim = slow + fast).
     """
 
-    def __init__(self, depth: int = 50, base_channels: int = 64, alpha: int = 8, beta_inv: int = 8,
+    def __init__(self, depth: int = 50, base_channels: int = 64, *, alpha: int = 8, beta_inv: int = 8,
                  fusion_kernel: int = 5, zero_init_residual: bool = True):
         super().__init__()
         if alpha < 1:
@@ -252,6 +255,9 @@ class SlowFast(nn.Module):
             raise ModelError(f"SlowFast: the clip has T={t} frames, which is not a multiple of alpha={self.alpha} "
                              f"(the slow pathway takes every {self.alpha}-th frame)")
         return clip[:, :, ::self.alpha], clip
+
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {}  # a backbone: recognizers own the classifier
 
     def forward_feature_map(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         slow, fast = self.split(clip)
@@ -304,7 +310,7 @@ class Recognizer3d(nn.Module):
     `head.fc.*`. `num_classes=0` builds it without a head (forward returns the pooled features).
     """
 
-    def __init__(self, backbone: ResNet3d | SlowFast, num_classes: int, num_frames: int, frame_interval: int,
+    def __init__(self, backbone: ResNet3d | SlowFast, *, num_classes: int, num_frames: int, frame_interval: int,
                  dropout: float = 0.5):
         super().__init__()
         if num_frames < 1 or frame_interval < 1:
@@ -322,6 +328,9 @@ class Recognizer3d(nn.Module):
     @property
     def clip_specs(self) -> dict[str, ClipSpec]:
         return {"clip": ClipSpec(self.num_frames, self.frame_interval)}
+
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {"head.fc": self.head.fc} if self.head is not None else {}
 
     def forward_feature_map(self, clip):
         """The backbone's last feature map(s): a tensor (SlowOnly) or a (slow, fast) pair (SlowFast)."""
@@ -347,7 +356,8 @@ def apply_arc3d(model: nn.Module, stages: Iterable[int] = (3, 4, 5), num_steps: 
                 pool: str = "mean") -> nn.Module:
     """ARC (arc.apply_arc, 3D mode) on the 3x3 convs of stages res`stages` of every ResNet3d pathway in `model`.
 
-    Both SlowFast pathways are decorated. Apply it after loading weights: the parts take slices of the convs.
+    Both SlowFast pathways are decorated. The parts take slices of the convs; fineact.interop.load_weights
+    splits a file's plain convs the same way, so weights can load before or after decorating.
     """
     from fineact.models.arc import apply_arc
 
@@ -360,127 +370,72 @@ def apply_arc3d(model: nn.Module, stages: Iterable[int] = (3, 4, 5), num_steps: 
     return model
 
 
-# -- 2D -> 3D inflation ------------------------------------------------------------------------------------
+# -- 2D -> 3D inflation (the kernel arithmetic; fineact.interop.inflate matches a file's keys to a pathway) -------
 
-def _optional(key: str) -> bool:
-    return key.endswith("num_batches_tracked")
+def check_inflate_mode(mode: str) -> None:
+    if mode not in INFLATE_MODES:
+        raise ModelError(f"inflation mode must be one of {INFLATE_MODES}, got {mode!r}")
 
 
-def inflate_resnet2d(pathway: ResNet3d, state_2d: dict[str, torch.Tensor] | str | Path,
-                     mode: str = "mean", source: str | None = None) -> LoadReport:
-    """Load a 2D ResNet (torchvision keys) state dict into a 3D pathway, inflating every conv along time.
+def inflate_kernel(kernel_2d: torch.Tensor, shape_3d: Sequence[int], mode: str = "mean") -> torch.Tensor:
+    """A 2D conv kernel (O, I2d, kh, kw) inflated to the 3D kernel shape (O, I, kt, kh, kw), I >= I2d.
 
     mode "mean" (I3D; REFERENCE.md): the 2D kernel is repeated over the k temporal taps and divided by k, so a
     clip of identical frames gives the 2D response wherever the temporal window lies inside the clip; at the
     clip's first and last frames the zero temporal padding removes taps, so pooled features differ slightly.
     mode "center": the 2D kernel goes to the centre tap, zeros elsewhere; then identical frames reproduce the
     2D network exactly at every frame (with zero padding).
-    Convs whose input is widened by SlowFast laterals get the 2D kernel on their first channels and zeros on
-    the lateral channels (as MMAction2), so the slow pathway starts out ignoring the fast one. BN is copied.
-    The classifier `fc.*` of the 2D file is not used. Strict: missing or unexpected keys, or shapes that
-    cannot be inflated, raise a WeightsError listing them.
+    Input channels beyond the 2D kernel's (those a SlowFast lateral connection adds) get zeros (as MMAction2),
+    so the slow pathway starts out ignoring the fast one.
     """
-    if mode not in INFLATE_MODES:
-        raise ModelError(f"inflation mode must be one of {INFLATE_MODES}, got {mode!r}")
-    if not isinstance(state_2d, dict):
-        source = source or str(state_2d)
-        state_2d = read_state_dict(state_2d)
-    source = source or "a 2D state dict"
-    target = pathway.state_dict()
-    state = {k: v for k, v in state_2d.items() if not k.startswith("fc.")}
-    missing = [k for k in target if k not in state and not _optional(k)]
-    unexpected = [k for k in state if k not in target]
-    mismatched = []
-    inflated: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if key not in target:
-            continue
-        want = target[key]
-        if want.dim() == 5:  # conv: (O, I, kt, kh, kw) from (O, I2d, kh, kw)
-            ok = (value.dim() == 4 and value.shape[0] == want.shape[0] and value.shape[2:] == want.shape[3:]
-                  and value.shape[1] <= want.shape[1])
-            if ok and value.shape[1] < want.shape[1]:
-                # Only a conv reading lateral channels may have more inputs than its 2D twin.
-                stage = key.split(".")[0]
-                extra = pathway.lateral_channels[STAGE_NAMES.index(stage)] if stage in STAGE_NAMES else 0
-                first_conv = key.endswith(".0.conv1.weight") or key.endswith(".0.downsample.0.weight")
-                ok = first_conv and want.shape[1] - value.shape[1] == extra
-            if not ok:
-                mismatched.append(f"{key}: file {tuple(value.shape)} vs model {tuple(want.shape)}")
-                continue
-            kt = want.shape[2]
-            w = value.new_zeros(want.shape[0], want.shape[1], kt, *value.shape[2:])
-            if mode == "mean":
-                w[:, :value.shape[1]] = value.unsqueeze(2).expand(-1, -1, kt, -1, -1) / kt
-            else:
-                w[:, :value.shape[1], kt // 2] = value
-            inflated[key] = w.to(want.dtype)
-        elif value.shape != want.shape:
-            mismatched.append(f"{key}: file {tuple(value.shape)} vs model {tuple(want.shape)}")
-        else:
-            inflated[key] = value.to(want.dtype)
-    if missing or unexpected or mismatched:
-        lines = [f"2D ResNet weights from {source} cannot be inflated into a ResNet3d-{pathway.depth} "
-                 f"(base_channels={pathway.base_channels}; inflation needs a torchvision ResNet-{pathway.depth} "
-                 f"checkpoint and base_channels=64):"]
-        for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
-            if keys:
-                shown = ", ".join(keys[:20]) + (f", ... ({len(keys)} in all)" if len(keys) > 20 else "")
-                lines.append(f"  {title} keys: {shown}")
-        raise WeightsError("\n".join(lines))
-    pathway.load_state_dict(inflated, strict=False)
-    report = LoadReport(source, loaded=sorted(inflated))
-    if any(k.startswith("fc.") for k in state_2d):
-        report.reinitialised.append("fc (the 2D ImageNet classifier is not used)")
-    return report
-
-
-def inflate_backbone(backbone: ResNet3d | SlowFast, path: str | Path, mode: str = "mean") -> LoadReport:
-    """Inflate a torchvision ImageNet ResNet checkpoint (on disk) into a SlowOnly or SlowFast backbone.
-
-    SlowFast: the slow pathway is inflated (zeros on its lateral input channels); the fast pathway (1/beta of
-    the channels, no 2D twin) and the lateral convs keep their random initialisation and are named in
-    `reinitialised`. Nothing is dropped silently.
-    """
-    state = read_state_dict(path)
-    if isinstance(backbone, SlowFast):
-        report = inflate_resnet2d(backbone.slow, state, mode, str(path))
-        report.loaded = [f"slow.{k}" for k in report.loaded]
-        report.reinitialised += ["fast (fast pathway: channels differ from the 2D network, random init)",
-                                 "laterals (no 2D counterpart, random init)"]
-        return report
-    if isinstance(backbone, ResNet3d):
-        return inflate_resnet2d(backbone, state, mode, str(path))
-    raise ModelError(f"inflate_backbone: expected a ResNet3d or SlowFast backbone, got {type(backbone).__name__}")
+    check_inflate_mode(mode)
+    out_channels, in_channels, kt = shape_3d[0], shape_3d[1], shape_3d[2]
+    c2d = kernel_2d.shape[1]
+    w = kernel_2d.new_zeros(out_channels, in_channels, kt, *kernel_2d.shape[2:])
+    if mode == "mean":
+        w[:, :c2d] = kernel_2d.unsqueeze(2).expand(-1, -1, kt, -1, -1) / kt
+    else:
+        w[:, :c2d, kt // 2] = kernel_2d
+    return w
 
 
 # -- builders ----------------------------------------------------------------------------------------------
 
-def _finish(model: Recognizer3d, pretrained: str | Path | None, inflate: str, arc_stages: Sequence[int],
-            arc_steps: int, arc_pool: str) -> Recognizer3d:
-    model.load_report = inflate_backbone(model.backbone, pretrained, inflate) if pretrained else None
+def decorate_and_load(model: nn.Module, *, pretrained: str | Path | None, inflate: str,
+                      arc_stages: Sequence[int], arc_steps: int, arc_pool: str) -> nn.Module:
+    """ARC on `arc_stages` of every 3D pathway, then the ImageNet ResNet `pretrained` inflated into them.
+
+    The loader splits each plain conv of the file into the ARC parts (fineact.interop.load_weights), so the
+    decorated model gets the same numbers as decorating a loaded one. `model.load_report` says what loaded.
+    """
     if arc_stages:
-        # After loading: the ARC parts inherit slices of the (inflated) convs and BNs.
         apply_arc3d(model, tuple(arc_stages), arc_steps, arc_pool)
     model.arc_config = {"stages": tuple(arc_stages), "steps": arc_steps, "pool": arc_pool}
+    model.load_report = None
+    if pretrained:
+        from fineact.interop.load import load_weights
+
+        model.load_report = load_weights(model, pretrained, source="torchvision", inflate=inflate)
     return model
 
 
-def slowonly(depth: int = 50, num_classes: int = 400, num_frames: int = 4, frame_interval: int = 16,
+def slowonly(*, depth: int = 50, num_classes: int = 400, num_frames: int = 4, frame_interval: int = 16,
              base_channels: int = 64, dropout: float = 0.5, pretrained: str | Path | None = None,
              inflate: str = "mean", arc_stages: Sequence[int] = (), arc_steps: int = 4,
              arc_pool: str = "mean") -> Recognizer3d:
     """SlowOnly-R`depth`: one ResNet3d pathway, T = num_frames frames `frame_interval` apart.
 
     `pretrained`: a torchvision ImageNet ResNet checkpoint of the same depth (needs base_channels=64),
-    inflated to 3D. `arc_stages`: ARC on the 3x3 convs of those stages (res2..res5), after loading.
+    inflated to 3D. `arc_stages`: ARC on the 3x3 convs of those stages (res2..res5).
     """
     backbone = ResNet3d(depth, base_channels, stem_kernel=(1, 7, 7), temporal_kernels=SLOW_TEMPORAL_KERNELS)
-    model = Recognizer3d(backbone, num_classes, num_frames, frame_interval, dropout)
-    return _finish(model, pretrained, inflate, arc_stages, arc_steps, arc_pool)
+    model = Recognizer3d(backbone, num_classes=num_classes, num_frames=num_frames, frame_interval=frame_interval,
+                         dropout=dropout)
+    return decorate_and_load(model, pretrained=pretrained, inflate=inflate, arc_stages=arc_stages,
+                             arc_steps=arc_steps, arc_pool=arc_pool)
 
 
-def slowfast(depth: int = 50, num_classes: int = 400, num_frames: int = 32, frame_interval: int = 2,
+def slowfast(*, depth: int = 50, num_classes: int = 400, num_frames: int = 32, frame_interval: int = 2,
              alpha: int = 8, beta_inv: int = 8, base_channels: int = 64, dropout: float = 0.5,
              pretrained: str | Path | None = None, inflate: str = "mean", arc_stages: Sequence[int] = (),
              arc_steps: int = 4, arc_pool: str = "mean") -> Recognizer3d:
@@ -489,6 +444,8 @@ def slowfast(depth: int = 50, num_classes: int = 400, num_frames: int = 32, fram
     The fast pathway sees all num_frames frames with base_channels // beta_inv channels; the slow pathway sees
     num_frames // alpha frames (interval frame_interval * alpha). Defaults: SlowFast-R50 4x16 (32 x 2 dense).
     """
-    backbone = SlowFast(depth, base_channels, alpha, beta_inv)
-    model = Recognizer3d(backbone, num_classes, num_frames, frame_interval, dropout)
-    return _finish(model, pretrained, inflate, arc_stages, arc_steps, arc_pool)
+    backbone = SlowFast(depth, base_channels, alpha=alpha, beta_inv=beta_inv)
+    model = Recognizer3d(backbone, num_classes=num_classes, num_frames=num_frames, frame_interval=frame_interval,
+                         dropout=dropout)
+    return decorate_and_load(model, pretrained=pretrained, inflate=inflate, arc_stages=arc_stages,
+                             arc_steps=arc_steps, arc_pool=arc_pool)

@@ -9,6 +9,9 @@ over the segments (average consensus). TSN is the same model without the shift.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -94,7 +97,7 @@ class SegmentRecognizer(nn.Module):
     same video (e.g. twice-sampling), whose logits are averaged with the segments'.
     """
 
-    def __init__(self, backbone: ResNet, num_classes: int, num_segments: int = 8, dropout: float = 0.5,
+    def __init__(self, backbone: ResNet, *, num_classes: int, num_segments: int = 8, dropout: float = 0.5,
                  shift: bool = True, shift_div: int = 8, frame_interval: int | None = None):
         super().__init__()
         # None: TSN segment sampling over the whole video; an interval: dense clips of num_segments frames
@@ -119,6 +122,9 @@ class SegmentRecognizer(nn.Module):
     def clip_specs(self) -> dict[str, ClipSpec]:
         return {"clip": ClipSpec(self.num_segments, self.frame_interval)}
 
+    def get_classifier(self) -> dict[str, nn.Linear]:
+        return {"head.fc": self.head.fc}
+
     def _frames(self, clip: torch.Tensor) -> torch.Tensor:
         check_clip(clip, type(self).__name__)
         n, c, t, h, w = clip.shape
@@ -139,18 +145,26 @@ class SegmentRecognizer(nn.Module):
         return self.head(feats, t)
 
 
-def segment_recognizer(depth: int, num_classes: int, num_segments: int = 8, dropout: float = 0.5,
-                       shift: bool = True, pretrained: str | None = None,
-                       frame_interval: int | None = None) -> SegmentRecognizer:
-    """TSM/TSN-ResNet-`depth`; `pretrained` is a torchvision ImageNet checkpoint on disk."""
-    from fineact.models.weights import load_torchvision_resnet
+def segment_recognizer(*, depth: int, num_classes: int, num_segments: int = 8, dropout: float = 0.5,
+                       shift: bool = True, frame_interval: int | None = None, arc_stages: Sequence[int] = (),
+                       arc_steps: int = 4, arc_pool: str = "mean",
+                       pretrained: str | Path | None = None) -> SegmentRecognizer:
+    """TSM/TSN-ResNet-`depth`, with ARC on `arc_stages` (res2..res5; none: plain TSM/TSN).
+
+    `pretrained`: a torchvision ImageNet checkpoint on disk, loaded after ARC is applied (the loader splits each
+    plain conv into the ARC parts, as decorating a loaded model would); `model.load_report` says what loaded.
+    """
+    from fineact.interop.load import load_weights
+    from fineact.models.arc import apply_arc
 
     if num_segments < 1:
         raise ModelError(f"num_segments must be a positive number of frames per clip, got {num_segments}")
     if frame_interval is not None and frame_interval < 1:
         raise ModelError(f"frame_interval must be a positive number of frames or None, got {frame_interval}")
-    model = SegmentRecognizer(resnet(depth, num_classes=0), num_classes, num_segments, dropout, shift,
-                              frame_interval=frame_interval)
-    if pretrained:
-        model.load_report = load_torchvision_resnet(model.backbone, pretrained, classifier=model.head.fc)
+    model = SegmentRecognizer(resnet(depth, num_classes=0), num_classes=num_classes, num_segments=num_segments,
+                              dropout=dropout, shift=shift, frame_interval=frame_interval)
+    if arc_stages:
+        apply_arc(model, stages=tuple(arc_stages), num_steps=arc_steps, pool=arc_pool)
+    model.arc_config = {"stages": tuple(arc_stages), "steps": arc_steps, "pool": arc_pool}
+    model.load_report = load_weights(model, pretrained, source="torchvision") if pretrained else None
     return model

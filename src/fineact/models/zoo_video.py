@@ -20,7 +20,7 @@ from fineact.models.multitask import (PAPER_ENCODER_DIMS, PAPER_FUSED_DIM, Hiera
                                       MultiLevelRecognizer)
 from fineact.models.registry import register_model
 from fineact.models.resnet3d import (SLOW_TEMPORAL_KERNELS, Recognizer3d, ResNet3d, SlowFast, apply_arc3d,
-                                     inflate_backbone, slowfast, slowonly)
+                                     decorate_and_load, slowfast, slowonly)
 
 # FineGym Gym99: 4 events, 14 sets that have Gym99 elements, 99 elements (coarse -> fine).
 GYM99_LEVELS = {"event": 4, "set": 14, "element": 99}
@@ -55,25 +55,28 @@ _SLOWFAST_MULTITASK_PAPER = {
 
 @register_model("slowonly_r50", "SlowOnly-ResNet50 (3D): one pathway, temporal convs in res4/res5, 4x16 clip",
                 _SLOWONLY_PAPER)
-def slowonly_r50(num_classes: int = 400, num_frames: int = 4, frame_interval: int = 16,
+def slowonly_r50(*, num_classes: int = 400, num_frames: int = 4, frame_interval: int = 16,
                  pretrained: str | None = None, dropout: float = 0.5, depth: int = 50, base_channels: int = 64,
                  inflate: str = "mean", arc_stages: Sequence[int] = (), arc_steps: int = 4,
                  arc_pool: str = "mean") -> Recognizer3d:
     """SlowOnly; `pretrained` = torchvision ImageNet ResNet checkpoint to inflate (same depth, 64 channels)."""
-    return slowonly(depth, num_classes, num_frames, frame_interval, base_channels, dropout, pretrained,
-                    inflate, arc_stages, arc_steps, arc_pool)
+    return slowonly(depth=depth, num_classes=num_classes, num_frames=num_frames, frame_interval=frame_interval,
+                    base_channels=base_channels, dropout=dropout, pretrained=pretrained, inflate=inflate,
+                    arc_stages=arc_stages, arc_steps=arc_steps, arc_pool=arc_pool)
 
 
 @register_model("slowfast_r50", "SlowFast-ResNet50 4x16 (alpha 8, beta 1/8): input one dense 32x2 clip",
                 _SLOWFAST_PAPER)
-def slowfast_r50(num_classes: int = 400, num_frames: int = 32, frame_interval: int = 2, alpha: int = 8,
+def slowfast_r50(*, num_classes: int = 400, num_frames: int = 32, frame_interval: int = 2, alpha: int = 8,
                  beta_inv: int = 8, pretrained: str | None = None, dropout: float = 0.5, depth: int = 50,
                  base_channels: int = 64, inflate: str = "mean", arc_stages: Sequence[int] = (),
                  arc_steps: int = 4, arc_pool: str = "mean") -> Recognizer3d:
     """SlowFast; num_frames/frame_interval describe the dense (fast) clip; the slow pathway takes every
     alpha-th frame. `pretrained` inflates the slow pathway; the fast pathway and laterals start random."""
-    return slowfast(depth, num_classes, num_frames, frame_interval, alpha, beta_inv, base_channels, dropout,
-                    pretrained, inflate, arc_stages, arc_steps, arc_pool)
+    return slowfast(depth=depth, num_classes=num_classes, num_frames=num_frames, frame_interval=frame_interval,
+                    alpha=alpha, beta_inv=beta_inv, base_channels=base_channels, dropout=dropout,
+                    pretrained=pretrained, inflate=inflate, arc_stages=arc_stages, arc_steps=arc_steps,
+                    arc_pool=arc_pool)
 
 
 def _levels(levels) -> dict[str, int]:
@@ -87,7 +90,7 @@ def _levels(levels) -> dict[str, int]:
 
 @register_model("hierarchical_multitask", "Hierarchical multi-task network (seed 000): SlowOnly pathways per "
                 "level -> encoders -> fusion -> a classifier per level", _MULTITASK_PAPER)
-def hierarchical_multitask(levels: Mapping[str, int] | None = None, set_frames: int = 8,
+def hierarchical_multitask(*, levels: Mapping[str, int] | None = None, set_frames: int = 8,
                            set_interval: int = 8, pathway_clips: Mapping[str, Sequence[int]] | None = None,
                            pathway_depth: int = 50, base_channels: int = 64, pretrained: str | None = None,
                            pathway_checkpoints: Mapping[str, str | Path] | None = None,
@@ -103,11 +106,14 @@ def hierarchical_multitask(levels: Mapping[str, int] | None = None, set_frames: 
     pathway_clips:       {pathway: (frames, interval)}; default event (4, 16), set (set_frames, set_interval),
                          element (32, 2). Custom pathway names need `encoder_dims`.
     pretrained:          torchvision ImageNet ResNet checkpoint inflated into every pathway.
-    pathway_checkpoints: {pathway: single-level recognizer checkpoint} (the paper's first stage), loaded after
-                         ARC is applied, so they must come from single-level models with the same ARC options.
+    pathway_checkpoints: {pathway: single-level recognizer checkpoint} (the paper's first stage; any layout
+                         fineact.interop.load_pathway_weights reads). Weights load after ARC is applied: a file
+                         with plain convs is split into the ARC parts, one with ARC layers needs the same options.
     pathway_archs:       {pathway: "slowonly" | "slowfast"} (default slowonly): seed 000 Table 2 rows 3-4 use a
                          SlowFast element pathway (its clip is the dense one, alpha/beta_inv as slowfast_r50).
     """
+    from fineact.interop.load import load_pathway_weights, load_weights
+
     levels = _levels(levels)
     clips = dict(pathway_clips) if pathway_clips is not None else {
         "event": PAPER_PATHWAY_CLIPS["event"], "set": (set_frames, set_interval),
@@ -129,21 +135,19 @@ def hierarchical_multitask(levels: Mapping[str, int] | None = None, set_frames: 
             backbone = ResNet3d(pathway_depth, base_channels, stem_kernel=(1, 7, 7),
                                 temporal_kernels=SLOW_TEMPORAL_KERNELS)
         elif arch == "slowfast":
-            backbone = SlowFast(pathway_depth, base_channels, alpha, beta_inv)
+            backbone = SlowFast(pathway_depth, base_channels, alpha=alpha, beta_inv=beta_inv)
         else:
             raise ModelError(f"pathway_archs[{name!r}] must be 'slowonly' or 'slowfast', got {arch!r}")
         # Headless single-level recognizer: keys backbone.*, states its own clip (frames, interval).
-        pathways[name] = Recognizer3d(backbone, 0, frames, interval)
-    model = HierarchicalMultiTask(pathways, levels, encoder_dims, fused_dim, dropout, loss_weights,
-                                  freeze_pathways)
-    reports = {}
-    if pretrained:
-        for name, p in model.pathways.items():
-            reports[name] = inflate_backbone(p.backbone, pretrained, inflate)
+        pathways[name] = Recognizer3d(backbone, num_classes=0, num_frames=frames, frame_interval=interval)
+    model = HierarchicalMultiTask(pathways, levels, encoder_dims=encoder_dims, fused_dim=fused_dim, dropout=dropout,
+                                  loss_weights=loss_weights, freeze_pathways=freeze_pathways)
     if arc_stages:
         apply_arc3d(model, tuple(arc_stages), arc_steps, arc_pool)
-    for name, path in (pathway_checkpoints or {}).items():
-        reports[name] = model.load_pathway(name, path)
+    # After ARC: the loader splits the files' plain convs into the ARC parts. ImageNet weights go into every
+    # pathway (SlowFast ones: the slow pathway) at once; each pathway checkpoint has its own report.
+    model.load_report = load_weights(model, pretrained, source="torchvision", inflate=inflate) if pretrained else None
+    reports = {name: load_pathway_weights(model, name, path) for name, path in (pathway_checkpoints or {}).items()}
     model.set_pathways_frozen(freeze_pathways)  # new ARC parameters follow the freeze flag too
     model.load_reports = reports
     model.arc_config = {"stages": tuple(arc_stages), "steps": arc_steps, "pool": arc_pool}
@@ -152,7 +156,7 @@ def hierarchical_multitask(levels: Mapping[str, int] | None = None, set_frames: 
 
 @register_model("slowfast_multitask", "SlowFast-R50 multi-task baseline (seed 000): one classifier per level, "
                 "1:2:4 loss", _SLOWFAST_MULTITASK_PAPER)
-def slowfast_multitask(levels: Mapping[str, int] | None = None, num_frames: int = 32,
+def slowfast_multitask(*, levels: Mapping[str, int] | None = None, num_frames: int = 32,
                        frame_interval: int = 2, alpha: int = 8, beta_inv: int = 8, pretrained: str | None = None,
                        pretrained_backbone: str | None = None, dropout: float = 0.5, depth: int = 50,
                        base_channels: int = 64, loss_weights: Mapping[str, float] | None = None,
@@ -160,15 +164,13 @@ def slowfast_multitask(levels: Mapping[str, int] | None = None, num_frames: int 
                        arc_pool: str = "mean") -> MultiLevelRecognizer:
     """SlowFast whose last fc is one classifier per level. `pretrained`: ImageNet ResNet to inflate;
     `pretrained_backbone`: a single-level SlowFast checkpoint whose backbone is loaded (after ARC)."""
-    backbone = SlowFast(depth, base_channels, alpha, beta_inv)
-    model = MultiLevelRecognizer(backbone, _levels(levels), num_frames, frame_interval, dropout,
-                                 loss_weights)
-    model.load_report = inflate_backbone(backbone, pretrained, inflate) if pretrained else None
-    if arc_stages:
-        apply_arc3d(model, tuple(arc_stages), arc_steps, arc_pool)
+    backbone = SlowFast(depth, base_channels, alpha=alpha, beta_inv=beta_inv)
+    model = MultiLevelRecognizer(backbone, _levels(levels), num_frames=num_frames, frame_interval=frame_interval,
+                                 dropout=dropout, loss_weights=loss_weights)
+    decorate_and_load(model, pretrained=pretrained, inflate=inflate, arc_stages=arc_stages, arc_steps=arc_steps,
+                      arc_pool=arc_pool)
     if pretrained_backbone:
         model.load_report = model.load_backbone(pretrained_backbone)
-    model.arc_config = {"stages": tuple(arc_stages), "steps": arc_steps, "pool": arc_pool}
     return model
 
 
