@@ -148,3 +148,12 @@ def test_evaluation_results_read_back_what_they_write(tmp_path):
     assert full.levels["coarse"].confusion == [[1, 0], [1, 0]] and full.levels["coarse"].num_classes == 2
     with pytest.raises(FineactError, match="level 'fine'.*top1"):
         EvaluationResults.from_dict({"fine": {"mean_class_accuracy": 0.5}})
+
+
+def test_the_module_keeps_plain_strings_whatever_config_it_is_given(tiny_gym, tmp_path):
+    cfg = load_config(base=tiny_experiment(tiny_gym, tmp_path))
+    with_enums = OmegaConf.to_container(cfg, resolve=True)  # choices stay Enum members here
+    assert type(with_enums["eval"]["aggregate"]) is not str
+    module = RecognitionModule(with_enums, levels_from_config(cfg).to_dict())
+    assert type(module.hparams["config"]["eval"]["aggregate"]) is str
+    assert type(module.hparams["config"]["data"]["format"]) is str

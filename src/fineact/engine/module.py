@@ -64,6 +64,8 @@ class RecognitionModule(L.LightningModule):
 
     def __init__(self, config: dict, levels: dict):
         super().__init__()
+        # Plain data only (config choices as their strings): checkpoints must load with weights_only=True.
+        config = OmegaConf.to_container(OmegaConf.create(config), resolve=True, enum_to_str=True)
         self.save_hyperparameters()
         self.cfg: DictConfig = OmegaConf.create(config)
         self.levels = LabelLevels.from_dict(levels)
