@@ -157,3 +157,47 @@ def test_the_module_keeps_plain_strings_whatever_config_it_is_given(tiny_gym, tm
     module = RecognitionModule(with_enums, levels_from_config(cfg).to_dict())
     assert type(module.hparams["config"]["eval"]["aggregate"]) is str
     assert type(module.hparams["config"]["data"]["format"]) is str
+
+
+def test_a_crop_larger_than_the_resized_frame_is_a_config_error(tiny_gym, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(base=tiny_experiment(tiny_gym, tmp_path, data={"crop_size": 500}))
+    message = str(info.value)
+    assert "data.crop_size" in message and "shorter side, 32 (data.resize=[32])" in message and "500" in message
+    with pytest.raises(ConfigError, match=r"shorter side, 30 \(data.resize=\[30, 40\]\)"):
+        load_config(base=tiny_experiment(tiny_gym, tmp_path, data={"resize": [30, 40], "crop_size": 31}))
+    load_config(base=tiny_experiment(tiny_gym, tmp_path, data={"resize": [30, 40], "crop_size": 30}))
+
+
+def test_a_run_whose_validation_measured_no_video_fails(tiny_gym, tmp_path):
+    from fineact.engine.run import train
+    from fineact.errors import FineactError
+
+    empty = tmp_path / "no_videos"
+    empty.mkdir()
+    val = {"annotations": str(tiny_gym.val_list), "data_root": str(empty)}
+    cfg = load_config(base=tiny_experiment(tiny_gym, tmp_path / "run", data={"val": val},
+                                           trainer={"max_epochs": 1}))
+    with pytest.raises(FineactError, match="data.val: no video could be evaluated"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints" / "best.ckpt").exists()
+    assert not list((tmp_path / "run").glob("results_*.json"))
+
+
+def test_results_files_are_strict_json(tmp_path):
+    import json
+
+    from fineact.engine.results import EvaluationResults, LevelResult, write_results
+
+    levels = _tree()
+    results = EvaluationResults({"fine": LevelResult({1: 0.0}, float("nan"), 0, [float("nan")] * 4, [0] * 4,
+                                                     [[0] * 4 for _ in range(4)], consistent_top1=float("inf"))})
+    path = write_results(results, levels, tmp_path, extra={"note": [float("-inf")]})
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    data = json.loads(path.read_text(), parse_constant=refuse)
+    assert data["metrics"]["fine"]["mean_class_accuracy"] is None and data["note"] == [None]
+    back = EvaluationResults.from_dict(data["metrics"])
+    assert back.levels["fine"].consistent_top1 is None

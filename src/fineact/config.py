@@ -386,6 +386,13 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
     need(cfg.data.test_clips > 0, "data.test_clips", "a positive number of clips", cfg.data.test_clips)
     need(len(cfg.data.resize) in (1, 2) and all(s > 0 for s in cfg.data.resize), "data.resize",
          "[short side] or [height, width]", list(cfg.data.resize))
+    need(cfg.data.crop_size > 0, "data.crop_size", "a positive crop size", cfg.data.crop_size)
+    if cfg.data.resize and 0 < cfg.data.crop_size:
+        # Test views crop the resized frame: a larger crop would make every evaluation video "unreadable".
+        shorter = min(cfg.data.resize)
+        need(cfg.data.crop_size <= shorter, "data.crop_size",
+             f"a crop no larger than the resized frame's shorter side, {shorter} (data.resize="
+             f"{list(cfg.data.resize)})", cfg.data.crop_size)
     need(all(w >= 0 for w in cfg.loss.weights.values()), "loss.weights", "non-negative weights",
          dict(cfg.loss.weights))
     if cfg.trainer.compile:

@@ -160,6 +160,7 @@ class RecognitionModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         results = self.val_metrics.compute()
         self.val_metrics.reset()
+        self._require_videos(results, "data.val")
         for level in self.trained_levels:
             self.log(f"val/{level}_top1", results.levels[level].top1, prog_bar=True, sync_dist=False)
             self.log(f"val/{level}_mean_class", results.levels[level].mean_class_accuracy, sync_dist=False)
@@ -173,8 +174,16 @@ class RecognitionModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute()
         self.test_metrics.reset()
+        self._require_videos(self.test_results, f"data.{getattr(self.trainer.datamodule, 'eval_split', 'test')}")
         for level in self.trained_levels:
             self.log(f"test/{level}_top1", self.test_results.levels[level].top1, sync_dist=False)
+
+    def _require_videos(self, results: EvaluationResults, split_key: str) -> None:
+        """An evaluation that measured no video is a failure, never a result (0 videos, NaN accuracies)."""
+        if results.levels[self.trained_levels[-1]].num_videos == 0:
+            raise FineactError(f"{split_key}: no video could be evaluated: every video of the split is unreadable, "
+                               "so there is no result to report. `fineact check-data CONFIG` lists each video "
+                               "with its reason (check the split's data_root).")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return self.aggregate_views(batch["clips"])

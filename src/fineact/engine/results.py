@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -64,7 +65,8 @@ class LevelResult:
             topk = {int(k[3:]): float(v) for k, v in entry.items() if k.startswith("top") and k[3:].isdigit()}
             if 1 not in topk:
                 raise KeyError("top1")
-            return cls(topk=topk, mean_class_accuracy=float(entry["mean_class_accuracy"]),
+            mean_class = entry["mean_class_accuracy"]
+            return cls(topk=topk, mean_class_accuracy=float("nan") if mean_class is None else float(mean_class),
                        num_videos=int(entry.get("num_videos", sum(entry.get("support", [])))),
                        per_class_accuracy=list(entry.get("per_class_accuracy", [])),
                        support=[int(s) for s in entry.get("support", [])],
@@ -124,8 +126,20 @@ def write_results(results: EvaluationResults, levels: LabelLevels, out_dir: str 
         np.savetxt(out_dir / f"{stem}_{level}_confusion.csv", confusion, fmt="%d", delimiter=",")
     payload = {"metrics": results.headline(), **(extra or {})}
     path = out_dir / f"{stem}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.write_text(json.dumps(finite_json(payload), indent=2, allow_nan=False) + "\n")
     return path
+
+
+def finite_json(value):
+    """`value` with every NaN or infinite float replaced by None (JSON null): strict JSON readers refuse NaN, and
+    an undefined number (e.g. the mean class accuracy of a level without videos) is not a number."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def format_results_table(results: EvaluationResults) -> str:
