@@ -106,7 +106,9 @@ def test_two_stage_multitask_with_feature_cache_and_predict_cli(tiny_gym, tmp_pa
     assert all(torch.equal(pathway[k], base[f"model.backbone.{k}"]) for k in pathway)
     # Cached-feature evaluation equals evaluating the full network on the videos.
     from fineact.engine.run import evaluate
-    video_results, _ = evaluate(load_config(base=mt), run.best_checkpoint, "val", quiet=True)
+    with pytest.raises(ConfigError, match="already holds results of this checkpoint"):
+        evaluate(load_config(base=mt), run.best_checkpoint, "val", quiet=True)  # the run's own results stay
+    video_results, _ = evaluate(load_config(base=mt), run.best_checkpoint, "val", quiet=True, overwrite=True)
     assert video_results.levels["element"].top1 == pytest.approx(run.results.levels["element"].top1)
     # fineact predict on a real mp4: top-5 per level with class names.
     video = sorted(Path(tiny_gym.videos_dir).glob("*.mp4"))[0]

@@ -201,3 +201,32 @@ def test_results_files_are_strict_json(tmp_path):
     assert data["metrics"]["fine"]["mean_class_accuracy"] is None and data["note"] == [None]
     back = EvaluationResults.from_dict(data["metrics"])
     assert back.levels["fine"].consistent_top1 is None
+
+
+def test_nothing_a_user_produced_is_replaced_without_being_asked(tiny_gym, tmp_path, capsys):
+    from fineact.cli import main
+    from fineact.engine.run import test, train
+
+    config = tiny_experiment(tiny_gym, tmp_path / "run", trainer={"max_epochs": 1})
+    run = train(load_config(base=config))
+    best = run.best_checkpoint.read_bytes()
+    results = (run.best_checkpoint.parent / "results_val.json").read_bytes()
+    # Training again into the finished run's folder, without --resume: refused before anything is written.
+    capsys.readouterr()
+    yaml_path = tmp_path / "run" / "config.yaml"
+    assert main(["train", str(yaml_path)]) == 2
+    message = capsys.readouterr().err
+    assert "holds a previous run" in message and "--resume" in message and "--overwrite" in message
+    assert run.best_checkpoint.read_bytes() == best
+    # Testing the checkpoint again: its results stay unless --overwrite says otherwise.
+    assert main(["test", str(yaml_path), "--checkpoint", str(run.best_checkpoint)]) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert (run.best_checkpoint.parent / "results_val.json").read_bytes() == results
+    assert main(["test", str(yaml_path), "--checkpoint", str(run.best_checkpoint), "--overwrite"]) == 0
+    # A config that names another model than the checkpoint's is refused with both named.
+    other = load_config(base=tiny_experiment(tiny_gym, tmp_path / "other", model=MULTITASK))
+    with pytest.raises(ConfigError) as info:
+        test(other, run.best_checkpoint, "val", overwrite=True)
+    assert "'slowonly_r50'" in str(info.value) and "'hierarchical_multitask'" in str(info.value)
+    # --overwrite replaces the run.
+    assert main(["train", str(yaml_path), "--overwrite"]) == 0

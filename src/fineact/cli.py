@@ -88,6 +88,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                                    "export safetensors weights to <output_dir>/model.safetensors.")
     _config_args(p)
     p.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoints/last.ckpt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous run in output_dir (without it, such a folder is refused)")
     p.set_defaults(handler=_run_train)
 
 
@@ -95,7 +97,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from fineact.config import load_config
     from fineact.engine.run import train
 
-    summary = train(load_config(args.config, args.overrides), resume=args.resume)
+    summary = train(load_config(args.config, args.overrides), resume=args.resume, overwrite=args.overwrite)
     print(f"checkpoints: {summary.best_checkpoint or summary.last_checkpoint}")
     if summary.exported:
         print(f"exported weights: {summary.exported}")
@@ -111,6 +113,8 @@ def _add_test(sub: argparse._SubParsersAction) -> None:
     _config_args(p)
     p.add_argument("--checkpoint", required=True, help="a .ckpt from training or an exported .safetensors")
     p.add_argument("--split", choices=["train", "val", "test"], default=None)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results_<split>.* already next to the checkpoint (without it, they are kept)")
     p.set_defaults(handler=_run_test)
 
 
@@ -118,7 +122,7 @@ def _run_test(args: argparse.Namespace) -> int:
     from fineact.config import load_config
     from fineact.engine.run import test
 
-    test(load_config(args.config, args.overrides), args.checkpoint, args.split)
+    test(load_config(args.config, args.overrides), args.checkpoint, args.split, overwrite=args.overwrite)
     return 0
 
 

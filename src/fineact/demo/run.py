@@ -84,13 +84,13 @@ def run_demo(out_dir: str | Path = "runs/demo", data_dir: str | Path = ".fineact
         print(f"[demo] stage 1: {level} base model, SlowOnly {PATHWAYS[level][0]} x {PATHWAYS[level][1]} frames")
         epochs = base_epochs or BASE_EPOCHS[level]
         cfg = load_config(base=base_config(level, ds, out, epochs, workers))
-        run = train(cfg)
+        run = train(cfg, overwrite=True)  # the demo rebuilds its own runs
         checkpoints[level] = str(run.best_checkpoint or run.last_checkpoint)
         summary["models"][f"base_{level}"] = {"checkpoint": checkpoints[level], "results": run.results.headline()}
     print("[demo] stage 2: hierarchical multi-task network from the three base checkpoints (frozen pathways, "
           "cached features)")
     cfg = load_config(base=multitask_config(ds, out, checkpoints, fusion_epochs, workers))
-    run = train(cfg)
+    run = train(cfg, overwrite=True)
     summary["models"]["multitask"] = {"checkpoint": str(run.best_checkpoint), "exported": str(run.exported),
                                       "results": run.results.headline()}
     summary["multitask_results"] = run.results

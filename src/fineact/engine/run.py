@@ -64,10 +64,12 @@ def build_module(cfg: DictConfig, levels: LabelLevels | None = None) -> Recognit
     return module
 
 
-def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None) -> RunSummary:
+def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
+          overwrite: bool = False) -> RunSummary:
     """Fit, evaluate the best checkpoint on the val (or test) split, export safetensors weights.
 
-    `callbacks` are extra Lightning callbacks (e.g. early stopping) added to the Trainer's own.
+    `callbacks` are extra Lightning callbacks (e.g. early stopping) added to the Trainer's own. An output_dir
+    that holds a previous run is continued with `resume`, replaced with `overwrite`, and otherwise refused.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     levels = levels_from_config(cfg)
@@ -77,6 +79,8 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None) 
     for split in ("train", "val") if has_val else ("train",):
         datamodule.dataset(split)  # reads the annotations: a bad file or format fails before anything is written
     output_dir = Path(cfg.output_dir)
+    if not resume and not overwrite:
+        _refuse_to_replace(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.multitask.cache_features:
@@ -122,17 +126,25 @@ def cached_feature_datamodule(cfg: DictConfig, levels: LabelLevels, module: Reco
 
 
 def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module: RecognitionModule | None = None,
-             datamodule: VideoDataModule | None = None, quiet: bool = False
+             datamodule: VideoDataModule | None = None, quiet: bool = False, overwrite: bool = False
              ) -> tuple[EvaluationResults | None, Path | None]:
     """Test `checkpoint` on a split; results JSON/CSVs are written next to the checkpoint.
 
-    `module`: that checkpoint already loaded (with `config_overrides=cfg`), to avoid reading it again.
+    `module`: that checkpoint already loaded (with `config_overrides=cfg`) by the run that owns it, to avoid
+    reading it again. Otherwise the config must name the checkpoint's model and labels, and results already
+    next to the checkpoint are replaced only with `overwrite`.
     """
     checkpoint = Path(checkpoint)
+    if module is None and not overwrite:
+        existing = checkpoint.parent / f"results_{split}.json"
+        if existing.is_file():
+            raise ConfigError(f"{existing} already holds results of this checkpoint on data.{split}; pass "
+                              "--overwrite (overwrite=True) to replace them")
     loaded = module if module is not None else load_module(checkpoint, config_overrides=cfg)
     levels = loaded.levels
     if module is None:
         _check_labels_match(checkpoint, levels, levels_from_config(cfg))
+        _check_model_matches(checkpoint, loaded.hparams["config"]["model"], cfg)
     datamodule = datamodule or VideoDataModule(cfg, levels, loaded.model)
     datamodule.eval_split = split
     unreadable, callbacks = evaluation_callbacks(cfg)
@@ -154,6 +166,35 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
     return results, path
 
 
+def _refuse_to_replace(output_dir: Path) -> None:
+    """A finished or interrupted run in `output_dir` is never replaced without being asked to."""
+    products = [output_dir / "checkpoints" / "last.ckpt", output_dir / "checkpoints" / "best.ckpt",
+                output_dir / "model.safetensors"]
+    found = [str(path) for path in products if path.exists()]
+    if found:
+        raise ConfigError(f"output_dir {output_dir} holds a previous run ({', '.join(found)}); pass --resume to "
+                          "continue it, --overwrite to replace it, or choose another folder with "
+                          "output_dir=PATH")
+
+
+# Model arguments that name files rather than the architecture: they may differ between the two configs.
+_FILE_ARGUMENTS = ("pretrained", "pathway_checkpoints", "pretrained_backbone")
+
+
+def _check_model_matches(checkpoint: Path, trained: dict, cfg: DictConfig) -> None:
+    """Evaluating a checkpoint with a config that names another model would report numbers of the wrong model."""
+    def described(model: dict) -> tuple[str, dict]:
+        args = {k: v for k, v in (model.get("args") or {}).items() if k not in _FILE_ARGUMENTS}
+        return model.get("name"), args
+
+    wanted = OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
+    if described(trained) != described(wanted):
+        (name, args), (want_name, want_args) = described(trained), described(wanted)
+        raise ConfigError(f"checkpoint {checkpoint}: it holds model {name!r} with args {args}, but the config "
+                          f"names model {want_name!r} with args {want_args}. Evaluate it with the config it was "
+                          "trained with (or set model.name / model.args to match).")
+
+
 def _check_labels_match(checkpoint: Path, trained: LabelLevels, data: LabelLevels) -> None:
     """A checkpoint evaluated with another config's data must have been trained on the same label levels."""
     if trained.class_names != data.class_names:
@@ -163,12 +204,12 @@ def _check_labels_match(checkpoint: Path, trained: LabelLevels, data: LabelLevel
                           "counts with other names). Evaluate it with the config it was trained with.")
 
 
-def test(cfg: DictConfig, checkpoint: str | Path, split: str | None = None
+def test(cfg: DictConfig, checkpoint: str | Path, split: str | None = None, overwrite: bool = False
          ) -> tuple[EvaluationResults | None, Path | None]:
     split = split or ("test" if cfg.data.test is not None else "val")
     if cfg.data[split] is None:
         raise ConfigError(f"data.{split}: no such split in the config to test on")
-    return evaluate(cfg, checkpoint, split)
+    return evaluate(cfg, checkpoint, split, overwrite=overwrite)
 
 
 def read_results(path: str | Path) -> dict:
