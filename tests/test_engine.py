@@ -16,6 +16,7 @@ from fineact.cli import main
 from fineact.config import load_config
 from fineact.engine.checkpoints import load_module, read_checkpoint
 from fineact.engine.run import train
+from fineact.errors import ConfigError
 
 
 def _labels(path):
@@ -225,7 +226,6 @@ def test_compile_option_traces_one_static_graph_per_clip_shape(tiny_gym, tmp_pat
 
 def test_evaluating_a_checkpoint_with_another_configs_labels_is_refused():
     from fineact.engine.run import _check_labels_match
-    from fineact.errors import ConfigError
     from fineact.labels import flat_levels
 
     _check_labels_match(Path("a.ckpt"), flat_levels(["x", "y", "z"]), flat_levels(["x", "y", "z"]))
