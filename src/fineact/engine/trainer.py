@@ -3,6 +3,7 @@
 The engineering of a run is here, as Lightning callbacks: the speed options (performance.py) and the
 accounting of unreadable videos (unreadable_videos.py). `evaluation_callbacks` gives an evaluation-only Trainer
 the same two.
+
 Nothing here is home-made except the atomic checkpoint writer (checkpoint_io.py): checkpoints are Lightning's
 ModelCheckpoint (a `last.ckpt` every epoch plus the best by validation top-1), progress bars Lightning's TQDM
 bar, logs Lightning's CSV (and optional TensorBoard) loggers, gradient clipping the Trainer's norm clipping.
