@@ -228,5 +228,8 @@ def test_nothing_a_user_produced_is_replaced_without_being_asked(tiny_gym, tmp_p
     with pytest.raises(ConfigError) as info:
         test(other, run.best_checkpoint, "val", overwrite=True)
     assert "'slowonly_r50'" in str(info.value) and "'hierarchical_multitask'" in str(info.value)
-    # --overwrite replaces the run.
+    # --overwrite replaces the run: nothing of the previous one is left to be taken for the new one's.
+    stale = run.best_checkpoint.parent / "results_train.json"
+    stale.write_text("{}")
     assert main(["train", str(yaml_path), "--overwrite"]) == 0
+    assert not stale.exists() and run.best_checkpoint.is_file()

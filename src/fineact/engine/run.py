@@ -79,7 +79,9 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
     for split in ("train", "val") if has_val else ("train",):
         datamodule.dataset(split)  # reads the annotations: a bad file or format fails before anything is written
     output_dir = Path(cfg.output_dir)
-    if not resume and not overwrite:
+    if overwrite and not resume:
+        _remove_previous_run(output_dir)
+    elif not resume:
         _refuse_to_replace(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -175,6 +177,16 @@ def _refuse_to_replace(output_dir: Path) -> None:
         raise ConfigError(f"output_dir {output_dir} holds a previous run ({', '.join(found)}); pass --resume to "
                           "continue it, --overwrite to replace it, or choose another folder with "
                           "output_dir=PATH")
+
+
+def _remove_previous_run(output_dir: Path) -> None:
+    """--overwrite: the previous run's checkpoints, results and export go, so none is taken for the new run's."""
+    folder = output_dir / "checkpoints"
+    stale = [*folder.glob("*.ckpt"), *folder.glob("results_*"), output_dir / "model.safetensors",
+             output_dir / "model.json"]
+    for path in stale:
+        if path.is_file():
+            path.unlink()
 
 
 # Model arguments that name files rather than the architecture: they may differ between the two configs.
