@@ -207,14 +207,19 @@ def _run_check(args: argparse.Namespace) -> int:
     levels = levels_from_config(cfg)
     model, _, _ = build_from_config(cfg, levels)
     needed = frames_needed(model.clip_specs)
-    problems, totals = [], {}
+    problems, totals, untrimmed = [], {}, None
+    if cfg.data.finegym_annotations:  # untrimmed FineGym: the missing-video table first, as training prints it
+        from fineact.engine.datamodule import scan_untrimmed
+
+        untrimmed = scan_untrimmed(cfg, levels)
+        print(untrimmed.table.format())
     for split in ("train", "val", "test"):
         if cfg.data[split] is not None:
-            samples = read_split(cfg, levels, split)
+            samples = untrimmed.samples(split) if untrimmed else read_split(cfg, levels, split)
             totals[split] = len(samples)
             problems += check_samples(split, samples, needed, args.full, args.workers)
     print(format_problems(problems, totals))
-    return 1 if problems else 0
+    return 1 if problems or (untrimmed and untrimmed.table.rows) else 0
 
 
 # -- demo -------------------------------------------------------------------------------------------------

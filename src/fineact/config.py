@@ -127,6 +127,10 @@ class DataConfig:
     persistent_workers: bool = True
     prefetch_factor: int = 2              # batches each worker prepares ahead (raise it when a GPU waits for data)
     max_bad_fraction: float = 0.01        # fail when more than this share of videos cannot be read
+    # Untrimmed FineGym (README "FineGym from scratch"): the official finegym_annotation_info_v1.x.json. With it,
+    # data_root holds the untrimmed videos <youtube_id>.mp4|mkv|webm and each split-file id is an element span in
+    # one of them; missing videos are listed up front (<output_dir>/missing_videos.json) and left out.
+    finegym_annotations: Optional[str] = path_field(default=None)
 
 
 @dataclass

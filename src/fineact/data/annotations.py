@@ -3,7 +3,9 @@
 Formats (one reader each, plus `read_annotations(fmt, ...)` to pick one by name):
 - "video_list" (MMAction2): `<relative/path.mp4> <label> [<label> ...]`.
 - "frame_list" (MMAction2 / TSM rawframes): `<dir> <num_frames> <label>` or `<dir> <offset> <num_frames> <label>`.
-- "finegym": official split files, `<clip_id> <Clabel>`, clip_id = `{youtube_id}_E_{6d}_{6d}_A_{4d}_{4d}`.
+- "finegym": official split files, `<clip_id> <Clabel>`, clip_id = `{youtube_id}_E_{6d}_{6d}_A_{4d}_{4d}`:
+  trimmed clips `<clip_id>.mp4`, or (`read_finegym_untrimmed_split`, with the official annotation JSON) element
+  spans of the untrimmed videos `<youtube_id>.mp4|mkv|webm`.
 - "sthv1_list": TSM-style Something-Something V1 frame lists (`<dir> <num_frames> <label>`, frames `{:05d}.jpg`).
 - "sthv1_csv": official Something-Something V1 CSVs, `<id>;<label name>` (test split: `<id>` only).
 - "diving48": Diving48 JSON, a list of {vid_name, label, start_frame, end_frame}.
@@ -49,6 +51,7 @@ __all__ = [
     "read_video_list",
     "read_frame_list",
     "read_finegym_split",
+    "read_finegym_untrimmed_split",
     "read_sthv1_frame_list",
     "read_sthv1_csv",
     "read_diving48_json",
@@ -79,6 +82,10 @@ class Sample:
     sample_id: str = ""             # clip id / video name, for reports
     line: int = 0                   # 1-based line in the annotation file, for later error messages
     annotation_file: str = ""
+    # Untrimmed FineGym: the element span in seconds of the untrimmed video (official JSON); start_frame and
+    # end_frame are filled from it once the video's frame rate is known (data/untrimmed.py).
+    start_seconds: float | None = None
+    end_seconds: float | None = None
 
     @property
     def all_labels(self) -> tuple[int, ...]:
@@ -287,6 +294,49 @@ def read_finegym_split(path: PathLike, data_root: PathLike, levels: LabelLevels 
         samples.add(Sample(source, label, (label,), is_frame_folder=frame_folders,
                            filename_template=filename_template, start_index=start_index, sample_id=clip_id,
                            line=number, annotation_file=os.fspath(path)))
+    return samples.result("'<clip_id> <label>'")
+
+
+UNTRIMMED_EXTENSIONS = (".mp4", ".mkv", ".webm")  # what YouTube downloaders write, in order of preference
+
+
+def untrimmed_video_path(data_root: PathLike, youtube_id: str, where: str = "") -> str:
+    """`<data_root>/<youtube_id>.<ext>` for the first extension that exists; the .mp4 path when none does."""
+    candidates = [_resolve(_root(data_root), youtube_id + ext, where) for ext in UNTRIMMED_EXTENSIONS]
+    return next((c for c in candidates if os.path.isfile(c)), candidates[0])
+
+
+def read_finegym_untrimmed_split(path: PathLike, data_root: PathLike, annotations: PathLike,
+                                 levels: LabelLevels | None = None, num_classes: int | None = None
+                                 ) -> list[Sample]:
+    """FineGym split file read against the official annotation JSON: each `<clip_id> <Clabel>` line becomes the
+    element's span (seconds, `start_seconds`/`end_seconds`) in the untrimmed video `<data_root>/<youtube_id>.<ext>`.
+
+    An id the JSON does not hold (unknown video, event or segment, or an event with `segments: null`) is an
+    AnnotationError naming this file's line. Videos are not opened here (data/untrimmed.py does, once each).
+    """
+    from fineact.data.finegym_json import load_finegym_annotations
+
+    if levels is not None:
+        num_classes = levels.num_classes[levels.finest]
+    document = load_finegym_annotations(annotations)
+    root, samples, sources = _root(data_root), _Collector(path), {}
+    for number, text in read_numbered_lines(path):
+        where = f"{path}:{number}"
+        fields = text.split()
+        if len(fields) != 2:
+            raise AnnotationError(f"{where}: expected '<clip_id> <label>', found {len(fields)} field(s): "
+                                  f"{_found(text.strip())}")
+        clip_id = fields[0]
+        _check_finegym_clip_id(clip_id, where)
+        label = _parse_label(fields[1], num_classes, where)
+        parts = _FINEGYM_CLIP.fullmatch(clip_id)
+        span = document.element(parts["video"], f"E_{parts['es']}_{parts['ee']}", f"A_{parts['as']}_{parts['ae']}",
+                                where)
+        if span.youtube_id not in sources:
+            sources[span.youtube_id] = untrimmed_video_path(root, span.youtube_id, where)
+        samples.add(Sample(sources[span.youtube_id], label, (label,), sample_id=clip_id, line=number,
+                           annotation_file=os.fspath(path), start_seconds=span.start, end_seconds=span.end))
     return samples.result("'<clip_id> <label>'")
 
 

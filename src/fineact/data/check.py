@@ -16,6 +16,7 @@ import numpy as np
 
 from fineact.data.annotations import Sample
 from fineact.data.video import probe_video, read_frames
+from fineact.data.video_pool import read_window
 from fineact.errors import VideoError
 from fineact.models.base import ClipSpec
 
@@ -46,7 +47,10 @@ def check_sample(sample: Sample, needed: int, full: bool = False) -> tuple[str, 
             return "unreadable", f"no frames in the window starting at frame {sample.start_frame}"
         window = np.arange(sample.start_frame, sample.start_frame + count)
         indices = window if full else np.unique(window[[0, -1]])
-        read_frames(sample.source, indices, decode_threads=1, **opts)
+        if sample.start_seconds is not None:  # a window of an untrimmed video: through the pool of open videos
+            read_window(sample.source, indices, decode_threads=1)
+        else:
+            read_frames(sample.source, indices, decode_threads=1, **opts)
     except VideoError as error:
         return "unreadable", str(error)
     if count < needed:

@@ -26,6 +26,7 @@ from fineact.data.test_views import TestViews
 from fineact.data.unreadable import UnreadableVideo
 from fineact.data.unreadable import encode as encode_unreadable
 from fineact.data.video import probe_video, read_frames_multi
+from fineact.data.video_pool import read_window_multi
 from fineact.errors import ConfigError, VideoError
 
 MAX_REPLACEMENTS = 20
@@ -123,7 +124,9 @@ class VideoClipDataset(Dataset):
         Training gives one clip per pathway (C, T, H, W); evaluation every test view (V, C, T, H, W)."""
         mode = self.options.mode
         indices = self.frame_sampler.indices(self.frame_count(sample), mode, rng, start_frame=sample.start_frame)
-        frames = read_frames_multi(sample.source, indices, **self._read_options(sample))
+        # Windows of untrimmed videos go through the per-worker pool of open videos (data/video_pool.py).
+        read = read_window_multi if sample.start_seconds is not None else read_frames_multi
+        frames = read(sample.source, indices, **self._read_options(sample))
         if mode == "train":
             return self.transform(frames, sample.label, rng)
         return self._test_views.of_frames(frames, sample.label, rng)

@@ -414,15 +414,18 @@ class _SeekingReader:
     numbers is accepted only where such packets were sent; any other gap means the timestamps lie.
     """
 
-    def __init__(self, container, stream, frames_per_tick: Fraction, targets: list[int]):
+    def __init__(self, container, stream, frames_per_tick: Fraction, targets: list[int],
+                 clock: _FrameClock | None = None, keyframes: list[int] | None = None):
         self.container, self.stream, self.frames_per_tick = container, stream, frames_per_tick
         self.targets, self.wanted = targets, set(targets)
-        self.clock: _FrameClock | None = None  # known once the first frame is decoded
-        self.keyframes: list[int] = []  # frame numbers of all keyframes, from the container's index
+        self.clock: _FrameClock | None = clock  # known once the first frame is decoded
+        self.keyframes: list[int] = keyframes or []  # frame numbers of all keyframes, from the container's index
         self.skippable: set[int] = set()  # frames whose packets were sent with skip_frame="NONREF"
         self.stats = DecodeStats(mode="seek")
         self.position = -1  # number of the last frame the current run produced
         self.run: Iterator = self._numbered(after_seek=False)
+        if clock is not None:  # a container kept open (data/video_pool.py): at an unknown place, so seek first
+            self.run, self.position = (frame for frame in ()), -(MIN_SEEK_GAIN + 1)
 
     def read(self) -> dict[int, np.ndarray]:
         try:
@@ -435,10 +438,11 @@ class _SeekingReader:
 
     def _read(self) -> dict[int, np.ndarray]:
         # Decode frame 0 first: it defines the clock and the keyframe numbers that the seek decisions need.
-        first = next(self.run, None)
-        if first is None:
-            raise _EndOfStream(0)
-        self.run = _prepend(first, self.run)
+        if self.clock is None:
+            first = next(self.run, None)
+            if first is None:
+                raise _EndOfStream(0)
+            self.run = _prepend(first, self.run)
         frames: dict[int, np.ndarray] = {}
         for target in self.targets:
             if self._worth_seeking(target):

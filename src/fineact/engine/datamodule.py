@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -10,12 +11,13 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fineact.data.annotations import Sample, read_annotations
+from fineact.data.annotations import Sample, read_annotations, read_finegym_untrimmed_split
 from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDataset
 from fineact.data.sampling import sampler_for
 from fineact.data.test_views import TestViews
 from fineact.data.transforms import build_train_transform, resize_target
 from fineact.data.unreadable import UnreadableVideo
+from fineact.data.untrimmed import MISSING_VIDEOS_FILE, UntrimmedSplits
 from fineact.errors import ConfigError, FineactError
 from fineact.labels import LabelLevels
 
@@ -54,7 +56,19 @@ def read_split(cfg: DictConfig, levels: LabelLevels, split: str) -> list[Sample]
         options["label_names"] = levels.class_names[levels.finest]
     elif fmt in ("video_list", "frame_list", "sthv1_list", "diving48"):
         options["num_classes"] = levels.num_classes[levels.finest]
+    if fmt == "finegym" and data.finegym_annotations:
+        if data.frame_folders:
+            raise ConfigError("data.finegym_annotations reads untrimmed videos; it cannot be combined with "
+                              "data.frame_folders=true (frame folders are trimmed clips)")
+        return read_finegym_untrimmed_split(node.annotations, node.data_root, data.finegym_annotations,
+                                            levels=levels)
     return read_annotations(fmt, node.annotations, node.data_root, **options)
+
+
+def scan_untrimmed(cfg: DictConfig, levels: LabelLevels, splits: list[str] | None = None) -> UntrimmedSplits:
+    """Untrimmed FineGym: read `splits` (default: every configured one) and probe each of their videos once."""
+    splits = splits or [s for s in ("train", "val", "test") if cfg.data[s] is not None]
+    return UntrimmedSplits.scan({split: read_split(cfg, levels, split) for split in splits})
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -65,6 +79,7 @@ class VideoDataModule(L.LightningDataModule):
         self.clip_specs = model.clip_specs
         self.eval_split = "val"
         self._datasets: dict[str, VideoClipDataset] = {}
+        self.untrimmed: UntrimmedSplits | None = None  # data.finegym_annotations: the up-front video scan
 
     # -- datasets ----------------------------------------------------------------------------------------
     def dataset(self, split: str, mode: str | None = None) -> VideoClipDataset:
@@ -82,9 +97,34 @@ class VideoDataModule(L.LightningDataModule):
                 frame_sampler, transform = views.frame_sampler, views.transform
             options = ClipDatasetOptions(mode=mode, filename_template=data.filename_template,
                                          start_index=data.start_index)
-            self._datasets[key] = VideoClipDataset(read_split(self.cfg, self.levels, split), frame_sampler,
+            self._datasets[key] = VideoClipDataset(self.split_samples(split, mode), frame_sampler,
                                                    transform, options, data.crop_size)
         return self._datasets[key]
+
+    # -- untrimmed FineGym ---------------------------------------------------------------------------------
+    def split_samples(self, split: str, mode: str = "test") -> list[Sample]:
+        """`split`'s samples; untrimmed FineGym: those of present videos, after one scan of the videos (of every
+        configured split when training starts, so the missing-video table is complete before the first step)."""
+        if not self.cfg.data.finegym_annotations:
+            return read_split(self.cfg, self.levels, split)
+        if self.untrimmed is None or split not in self.untrimmed.all_samples:
+            self.untrimmed = scan_untrimmed(self.cfg, self.levels, None if mode == "train" else [split])
+            if any(total["left_out"] for total in self.untrimmed.table.totals.values()):
+                print(f"fineact: {self.untrimmed.table.format()}", flush=True)
+        if mode == "train":
+            self.untrimmed.raise_if_too_many_missing(split, self.cfg.data.max_bad_fraction)
+        return self.untrimmed.samples(split)
+
+    def write_missing_videos(self, output_dir) -> None:
+        """<output_dir>/missing_videos.json (untrimmed FineGym only)."""
+        if self.untrimmed is not None:
+            self.untrimmed.table.write(Path(output_dir) / MISSING_VIDEOS_FILE)
+
+    def coverage(self, split: str) -> dict:
+        """For the results file: what the evaluation of `split` covered (untrimmed FineGym only, else {})."""
+        if self.untrimmed is None or split not in self.untrimmed.all_samples:
+            return {}
+        return {"coverage": self.untrimmed.coverage(split)}
 
     # -- loaders -----------------------------------------------------------------------------------------
     def keyed_sampler(self, length: int, shuffle: bool) -> KeyedSampler:

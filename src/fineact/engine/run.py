@@ -85,6 +85,7 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
         _refuse_to_replace(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    datamodule.write_missing_videos(output_dir)  # untrimmed FineGym: what the run could not read, up front
     if cfg.multitask.cache_features:
         datamodule = cached_feature_datamodule(cfg, levels, module, datamodule, output_dir / "features")
     trainer = build_trainer(cfg, output_dir, validate=has_val, extra_callbacks=callbacks or [])
@@ -161,7 +162,8 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
                              extra={"checkpoint": str(checkpoint), "split": split,
                                     "views": {"clips": cfg.data.test_clips, "crops": cfg.data.test_crops},
                                     "aggregate": cfg.eval.aggregate,
-                                    "skipped_videos": sorted({v.describe() for v in unreadable.evaluated})})
+                                    "skipped_videos": sorted({v.describe() for v in unreadable.evaluated}),
+                                    **datamodule.coverage(split)})
         if not quiet:
             print(format_results_table(results))
             print(f"results written to {path}")
