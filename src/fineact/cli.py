@@ -222,6 +222,40 @@ def _run_check(args: argparse.Namespace) -> int:
     return 1 if problems or (untrimmed and untrimmed.table.rows) else 0
 
 
+# -- prepare ----------------------------------------------------------------------------------------------
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="trim FineGym elements out of the untrimmed videos (optional)",
+                       description="For tools that want one clip per element (fineact itself reads the untrimmed "
+                                   "videos through the JSON): re-encode each element of the split files with "
+                                   "libx264 at the native rate and size, in parallel, resumable, each clip written "
+                                   "atomically; writes the split lists of the clips and missing_videos.json.")
+    p.add_argument("dataset", choices=["finegym"])
+    p.add_argument("--annotations", required=True, help="finegym_annotation_info_v1.0.json or v1.1")
+    p.add_argument("--videos", required=True, help="folder of the untrimmed <youtube_id>.mp4|mkv|webm")
+    p.add_argument("--splits", nargs="+", required=True, metavar="SPLIT_FILE",
+                   help="split files, e.g. gym99_train_element_v1.1.txt gym99_val_element.txt")
+    p.add_argument("--out", required=True, help="output folder (clips in <out>/videos)")
+    p.add_argument("--workers", type=int, default=2, help="encoding processes (default 2)")
+    p.add_argument("--crf", default="18", help="libx264 constant rate factor (default 18)")
+    p.add_argument("--preset", default="fast", help="libx264 preset (default fast)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from fineact.data.prepare_finegym import prepare_finegym
+
+    summary = prepare_finegym(args.annotations, args.videos, args.splits, args.out, workers=args.workers,
+                              encoding={"crf": str(args.crf), "preset": args.preset},
+                              progress=not args.no_progress)
+    print(f"{summary.written} clip(s) written, {summary.skipped} already there, {summary.left_out} sample(s) of "
+          f"missing or unreadable videos left out (see {summary.missing_videos})")
+    for path in summary.split_lists:
+        print(f"  {path}")
+    return 0
+
+
 # -- demo -------------------------------------------------------------------------------------------------
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -362,8 +396,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_models, _add_profile, _add_train, _add_test, _add_predict, _add_extract, _add_check, _add_demo,
-    _add_analyze, _add_layers, _add_gradcam, _add_export]
+    _add_models, _add_profile, _add_train, _add_test, _add_predict, _add_extract, _add_check, _add_prepare,
+    _add_demo, _add_analyze, _add_layers, _add_gradcam, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:
