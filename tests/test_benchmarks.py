@@ -74,3 +74,16 @@ def test_arc_breakdown_benchmark_times_every_case(tmp_path):
         convs["tsm_r18", "convs ARC decorates"]["gflops"], rel=1e-9)
     assert convs["arc_tsm_r18", "convs ARC leaves alone"]["gflops"] == pytest.approx(
         convs["tsm_r18", "convs ARC leaves alone"]["gflops"], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_untrimmed_benchmark_reports_both_readers_for_each_case_and_worker_count(tmp_path):
+    args = ["--minutes", "0.2", "--size", "160x96", "--clips", "3", "--repeats", "1", "--workers", "1", "2",
+            "--cache", str(tmp_path / "cache"), "--name", "smoke"]
+    payload = run_script("untrimmed.py", args, tmp_path)
+    got = {(r["case"], r["workers"]) for r in payload["rows"]}
+    assert got == {(c, w) for c in ("sparse 4x16", "dense 32x2") for w in (1, 2)}
+    for row in payload["rows"]:
+        assert row["untrimmed_clips_per_s"] > 0 and row["trimmed_clips_per_s"] > 0
+        assert row["time_ratio"] == pytest.approx(row["trimmed_clips_per_s"] / row["untrimmed_clips_per_s"])
+    assert payload["size"] == [160, 96] and "time ratio" in payload["stdout"]

@@ -196,7 +196,7 @@ def test_path_fields_are_marked_in_the_schema():
     marked = {f.name for f in fields(config_module.SplitConfig) if f.metadata.get("path")}
     assert marked == {"annotations", "data_root"}
     assert {f.name for f in fields(config_module.DataConfig) if f.metadata.get("path")} == \
-        {"categories", "set_categories", "vocab"}
+        {"categories", "set_categories", "vocab", "finegym_annotations"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
