@@ -270,6 +270,18 @@ def _check_finegym_clip_id(clip_id: str, where: str) -> None:
                                   f"{parts[f'{kind}_start']} > {parts[f'{kind}_end']}")
 
 
+def _finegym_lines(path: PathLike, num_classes: int | None):
+    """(line number, 'file:line', clip id, label) of each line `<clip_id> <Clabel>` of a split file, checked."""
+    for number, text in read_numbered_lines(path):
+        where = f"{path}:{number}"
+        fields = text.split()
+        if len(fields) != 2:
+            raise AnnotationError(f"{where}: expected '<clip_id> <label>', found {len(fields)} field(s): "
+                                  f"{_found(text.strip())}")
+        _check_finegym_clip_id(fields[0], where)
+        yield number, where, fields[0], _parse_label(fields[1], num_classes, where)
+
+
 def read_finegym_split(path: PathLike, data_root: PathLike, levels: LabelLevels | None = None,
                        clip_ext: str = ".mp4", frame_folders: bool = False,
                        filename_template: str = "img_{:05d}.jpg", start_index: int = 1,
@@ -281,15 +293,7 @@ def read_finegym_split(path: PathLike, data_root: PathLike, levels: LabelLevels 
     if frame_folders:
         _check_template(filename_template, start_index)
     root, samples = _root(data_root), _Collector(path)
-    for number, text in read_numbered_lines(path):
-        where = f"{path}:{number}"
-        fields = text.split()
-        if len(fields) != 2:
-            raise AnnotationError(f"{where}: expected '<clip_id> <label>', found {len(fields)} field(s): "
-                                  f"{_found(text.strip())}")
-        clip_id = fields[0]
-        _check_finegym_clip_id(clip_id, where)
-        label = _parse_label(fields[1], num_classes, where)
+    for number, where, clip_id, label in _finegym_lines(path, num_classes):
         source = _resolve(root, clip_id if frame_folders else clip_id + clip_ext, where)
         samples.add(Sample(source, label, (label,), is_frame_folder=frame_folders,
                            filename_template=filename_template, start_index=start_index, sample_id=clip_id,
@@ -321,15 +325,7 @@ def read_finegym_untrimmed_split(path: PathLike, data_root: PathLike, annotation
         num_classes = levels.num_classes[levels.finest]
     document = load_finegym_annotations(annotations)
     root, samples, sources = _root(data_root), _Collector(path), {}
-    for number, text in read_numbered_lines(path):
-        where = f"{path}:{number}"
-        fields = text.split()
-        if len(fields) != 2:
-            raise AnnotationError(f"{where}: expected '<clip_id> <label>', found {len(fields)} field(s): "
-                                  f"{_found(text.strip())}")
-        clip_id = fields[0]
-        _check_finegym_clip_id(clip_id, where)
-        label = _parse_label(fields[1], num_classes, where)
+    for number, where, clip_id, label in _finegym_lines(path, num_classes):
         parts = _FINEGYM_CLIP.fullmatch(clip_id)
         span = document.element(parts["video"], f"E_{parts['es']}_{parts['ee']}", f"A_{parts['as']}_{parts['ae']}",
                                 where)
