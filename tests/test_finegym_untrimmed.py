@@ -194,3 +194,15 @@ def test_a_container_without_a_provable_rate_warns_once_with_the_remux_command(t
         warnings.simplefilter("error")
         assert np.array_equal(read_window(path, [10, 200]), first)  # no second warning
     assert np.array_equal(first, read_frames(path, [10, 200]))
+
+
+def test_the_reference_example_vault_spans_all_three_stages(tmp_path):
+    """The example of shared/data/finegym/annotation_format.md: 2407.32 + 3.12 .. 2407.32 + 7.48 seconds."""
+    document = {"AbCdEfGhIjK": {
+        "E_002407_002435": {"event": 1, "timestamps": [[2407.32, 2435.28]], "segments": {
+            "A_0003_0007": {"stages": 3, "timestamps": [[3.12, 4.40], [4.40, 5.96], [5.96, 7.48]]}}}},
+        "ZyXwVuTsRqP": {"E_000851_000923": {"event": 6, "timestamps": [[851.64, 923.00]], "segments": None}}}
+    split, path = _write(tmp_path, document, ["AbCdEfGhIjK_E_002407_002435_A_0003_0007 0"])
+    sample, = read_finegym_untrimmed_split(split, tmp_path, path)
+    assert (sample.start_seconds, sample.end_seconds) == (2410.44, 2414.80)
+    assert frame_span(sample.start_seconds, sample.end_seconds, Fraction(30000, 1001)) == (72241, 72372)
