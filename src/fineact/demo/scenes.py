@@ -326,6 +326,15 @@ def render_clip(label: int, seed: int | Sequence[int], *, size: int = 64, num_fr
     return frames.astype(np.uint8)
 
 
+def render_scene(event_id: int, seed: int | Sequence[int], *, size: int = 64) -> np.ndarray:
+    """The empty arena (S, S, 3) uint8 RGB of event `event_id` (2 FX, 3 BB, 4 UB): the scene of `render_clip`
+    without the gymnast, e.g. for the frames between the elements of an untrimmed video."""
+    if event_id not in _SCENES:
+        raise ValueError(f"no scene for event {event_id}: expected one of {sorted(_SCENES)}")
+    background, _ = _SCENES[event_id](np.random.default_rng(np.random.SeedSequence(seed)), size)
+    return (np.clip(background, 0, 255) + 0.5).astype(np.uint8)
+
+
 def describe() -> str:
     """The dataset's design: what decides each level, and the element table."""
     design = (__doc__ or "").split("\n\n", 2)[-1].split("\nNuisances")[0].strip()  # no docstrings under -OO
@@ -335,4 +344,4 @@ def describe() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["describe", "render_clip"]
+__all__ = ["describe", "render_clip", "render_scene"]
