@@ -360,3 +360,22 @@ def test_predict_video_finds_known_segments_with_a_stub_model(tmp_path):
                                                 "window_scores.safetensors", "annotated.mp4"}
     rendered = decode_all(files["render"])
     assert len(rendered) == 210 and rendered.shape[2] >= 480  # every frame, enlarged for readable text
+
+
+@pytest.mark.parametrize("crops", [1, 3])
+def test_transforming_each_frame_once_gives_the_window_clip_the_test_pipeline_gives(pattern_video, crops):
+    from fineact.data.test_views import stack_views
+    from fineact.data.transforms import build_test_transform
+
+    path, frames = pattern_video
+    transform = build_test_transform(16, 20, crops)
+    rng = np.random.default_rng(0)
+    plan = plan_windows({"clip": ClipSpec(8, 2)}, num_frames=150, fps=25.0, stride=16)
+
+    def prepare(rgb):
+        return stack_views({"f": rgb[None]}, None, 1, transform, rng)[0]["f"]
+
+    for i, got in window_frames(path, plan, prepare=prepare, combine=lambda f: torch.cat(f, dim=-3)):
+        whole = stack_views({"clip": frames[plan.window(i)["clip"]]}, None, 1, transform, rng)[0]["clip"]
+        assert got["clip"].shape == whole.shape == (crops, 3, 8, 16, 16)
+        assert torch.allclose(got["clip"], whole, atol=1e-5)

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fineact.data.finegym_json import frame_span
 from fineact.labels import LabelLevels
 from fineact.windows.segments import BACKGROUND, LevelSegment
 
-__all__ = ["TruthSegment", "frame_accuracy", "segment_recall", "temporal_iou", "truth_frame_labels"]
+__all__ = ["TruthSegment", "frame_accuracy", "segment_recall", "span_frame_labels", "temporal_iou",
+           "truth_frame_labels"]
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,8 @@ class TruthSegment:
 
 
 def _frame_range(start_s: float, end_s: float, fps: float, num_frames: int) -> tuple[int, int]:
-    """Frames whose timestamps f / fps lie in [start_s, end_s)."""
-    first = int(np.ceil(start_s * fps - 1e-9))
-    last = int(np.ceil(end_s * fps - 1e-9))
+    """Frames whose display starts f / fps lie in [start_s, end_s): FineGym's rule (fineact.data.finegym_json)."""
+    first, last = frame_span(float(start_s), float(end_s), float(fps))
     return max(0, first), min(num_frames, last)
 
 
@@ -51,10 +52,24 @@ def truth_frame_labels(truth: Sequence[TruthSegment], num_frames: int, fps: floa
     return result
 
 
-def frame_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Fraction of frames whose label (background included) is right."""
+def span_frame_labels(spans: Sequence[tuple[float, float, int]], num_frames: int, fps: float) -> np.ndarray:
+    """(num_frames,) labels of one level from (start_s, end_s, label) spans (BACKGROUND elsewhere), e.g. the
+    event level from whole events (their gaps between elements included)."""
+    labels = np.full(num_frames, BACKGROUND, np.int64)
+    for start, end, label in spans:
+        a, b = _frame_range(start, end, fps, num_frames)
+        labels[a:b] = label
+    return labels
+
+
+def frame_accuracy(predicted: np.ndarray, truth: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Fraction of frames whose label (background included) is right; ``where``: only these frames (a mask)."""
     if predicted.shape != truth.shape or predicted.size == 0:
         raise ValueError(f"frame labels must have the same non-empty shape, got {predicted.shape} and {truth.shape}")
+    if where is not None:
+        if not where.any():
+            raise ValueError("frame accuracy over an empty set of frames")
+        predicted, truth = predicted[where], truth[where]
     return float(np.mean(predicted == truth))
 
 

@@ -105,7 +105,7 @@ def plot_timeline(timeline: Timeline, path: str | Path, title: str = "", label_c
         ax.set_ylim(0, 1)
         ax.set_ylabel(level, rotation=0, ha="right", va="center", fontsize=10)
         top = _top_classes(segments, 6)
-        ax.legend(handles=[Patch(color=colours[i], label=name[:28]) for i, name in top], fontsize=6.5,
+        ax.legend(handles=[Patch(color=colours[i], label=name[:44]) for i, name in top], fontsize=6.5,
                   loc="center left", bbox_to_anchor=(1.005, 0.5), frameon=False)
     strip = axes[-1]
     seconds = timeline.centres / timeline.fps

@@ -4,9 +4,15 @@
     scores.probabilities["element"]      # (num_windows, num_elements)
 
 Each window goes through the model's own test pipeline (``predictor.test_views``: resize, crops,
-normalisation), exactly as a trimmed clip would in `fineact predict`, and its views' softmax scores are averaged
-as the evaluation does (``module.aggregate_views``). Windows are batched; frames come from one sequential
-decode (``fineact.windows.stream``).
+normalisation), as a trimmed clip would in `fineact predict`, and its views' softmax scores are averaged as the
+evaluation does (``module.aggregate_views``). Windows are batched; frames come from one sequential decode
+(``fineact.windows.stream``).
+
+The test transform works frame by frame (resize, centre / corner crops, normalisation: nothing mixes frames),
+so each decoded frame is transformed ONCE as a one-frame clip when it enters the buffer, and a window's clip is
+the concatenation of its frames along time: the same tensor as transforming the window's clip, without
+redoing the work for every window that overlaps the frame (8 windows per frame at a 64-frame span, stride 8).
+``test_windows.py`` checks the equality.
 """
 
 from __future__ import annotations
@@ -63,11 +69,16 @@ def score_windows(predictor, source: str | os.PathLike, plan: WindowPlan, *, bat
             chunks.setdefault(level, []).append(probs)
         pending.clear()
 
+    transform = predictor.test_views.transform
+
+    def prepare(rgb: np.ndarray) -> torch.Tensor:  # -> (C, 1, H, W), or (V, C, 1, H, W) with several crops
+        return stack_views({"frame": rgb[None]}, None, 1, transform, rng)[0]["frame"]
+
     try:
-        for _, frames in window_frames(source, plan, decode_threads=decode_threads, on_frame=on_frame,
-                                       filename_template=data.filename_template, start_index=data.start_index):
-            # one clip per window (the plan's), through the test transform's crops and normalisation
-            pending.append(stack_views(frames, None, 1, predictor.test_views.transform, rng)[0])
+        for _, clips in window_frames(source, plan, decode_threads=decode_threads, on_frame=on_frame,
+                                      prepare=prepare, combine=lambda frames: torch.cat(frames, dim=-3),
+                                      filename_template=data.filename_template, start_index=data.start_index):
+            pending.append(clips)  # {pathway: (V, C, T, H, W)}
             if len(pending) == batch_size:
                 flush()
         if pending:

@@ -7,7 +7,7 @@ The video is decoded ONCE from the first frame to the last frame any window need
 (frame ``i`` is the i-th frame a sequential decode yields: the numbering of ``fineact.data.video``). No window
 re-opens or re-seeks the file. Only frames some window reads are converted to RGB and kept; window ``i`` is
 handed out as soon as its last frame is decoded, and frames before the first frame of the next pending window
-are dropped. So the buffer holds at most one window's span of frames, whatever the video's length: a 2-hour
+are dropped (frames may be preprocessed once as they enter the buffer: ``prepare``). So the buffer holds at most one window's span of frames, whatever the video's length: a 2-hour
 video costs the memory of a few seconds of it.
 
 A video whose probed frame count was too high (a count from packets, a truncated file) ends early: the windows
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -58,13 +59,16 @@ def decoded_frames(source: str | os.PathLike, wanted: np.ndarray, *, decode_thre
 
 
 def window_frames(source: str | os.PathLike, plan: WindowPlan, *, decode_threads: int = 0,
-                  on_frame: Callable[[int], None] | None = None, **folder_options
-                  ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+                  on_frame: Callable[[int], None] | None = None, prepare: Callable[[np.ndarray], Any] | None = None,
+                  combine: Callable[[list], Any] = np.stack, **folder_options) -> Iterator[tuple[int, dict[str, Any]]]:
     """(window number, {pathway: (T, H, W, 3) uint8}) for every window of ``plan``, in order, from one decode.
 
-    ``on_frame(number)`` is called for every decoded frame (a progress bar). ``folder_options``:
-    filename_template / start_index for frame folders.
+    ``prepare(rgb)``: applied once to every kept frame before it is buffered (per-frame preprocessing, so
+    that overlapping windows do not redo it); ``combine(list of prepared frames)`` then builds each pathway's
+    clip (default: ``np.stack`` of the RGB frames). ``on_frame(number)`` is called for every decoded frame (a
+    progress bar). ``folder_options``: filename_template / start_index for frame folders.
     """
+    prepare = prepare or (lambda rgb: rgb)
     wanted = np.zeros(plan.num_frames, bool)
     for idx in plan.indices.values():
         wanted[idx.reshape(-1)] = True
@@ -77,10 +81,10 @@ def window_frames(source: str | os.PathLike, plan: WindowPlan, *, decode_threads
             on_frame(number)
         if rgb is None:
             continue
-        buffer[number] = rgb
-        latest = (number, rgb)
+        buffer[number] = prepared = prepare(rgb)
+        latest = (number, prepared)
         while pending < plan.num_windows and last[pending] <= number:
-            yield pending, _gather(plan, pending, buffer, latest)
+            yield pending, _gather(plan, pending, buffer, latest, combine)
             pending += 1
             _drop_before(buffer, first[pending] if pending < plan.num_windows else number + 1)
     if latest is None:
@@ -88,20 +92,19 @@ def window_frames(source: str | os.PathLike, plan: WindowPlan, *, decode_threads
     if pending < plan.num_windows:  # the video ended before the probed frame count: clamp to its last frame
         end = number
         if latest[0] != end:  # the last frame was not wanted, so not converted: read it (this rare case only)
-            latest = (end, read_frames(source, [end], **folder_options)[0])
+            latest = (end, prepare(read_frames(source, [end], **folder_options)[0]))
         while pending < plan.num_windows:
-            yield pending, _gather(plan, pending, buffer, latest)
+            yield pending, _gather(plan, pending, buffer, latest, combine)
             pending += 1
 
 
-def _gather(plan: WindowPlan, i: int, buffer: dict[int, np.ndarray], latest: tuple[int, np.ndarray]
-            ) -> dict[str, np.ndarray]:
+def _gather(plan: WindowPlan, i: int, buffer: dict, latest: tuple, combine: Callable[[list], Any]) -> dict:
     """Window ``i``'s frames per pathway; a frame past the decoded end is the last decoded one."""
     end, last_frame = latest
-    return {name: np.stack([buffer[n] if n <= end else last_frame for n in idx[i].tolist()])
+    return {name: combine([buffer[n] if n <= end else last_frame for n in idx[i].tolist()])
             for name, idx in plan.indices.items()}
 
 
-def _drop_before(buffer: dict[int, np.ndarray], keep_from: int) -> None:
+def _drop_before(buffer: dict, keep_from: int) -> None:
     for number in [n for n in buffer if n < keep_from]:
         del buffer[number]
