@@ -28,7 +28,8 @@ from fineact.windows import (BACKGROUND, SegmentOptions, Timeline, TruthSegment,
                              segment_recall)
 from fineact.windows.evaluation import span_frame_labels
 
-__all__ = ["DECODING_OPTIONS", "evaluate_routine", "format_routine_scores", "generate_routine", "score_timeline"]
+__all__ = ["DECODING_OPTIONS", "evaluate_routine", "format_routine_scores", "generate_routine", "score_timeline",
+           "truth_spans"]
 
 # the default decoding, no background at all, and a lower threshold: a trimmed-clip model has no background
 # class, so how much the threshold helps is part of what is measured
@@ -54,15 +55,20 @@ def truth_segments(video, levels) -> list[TruthSegment]:
 
 def truth_frame_labels(video, levels, levels_wanted: Sequence[str]) -> dict[str, np.ndarray]:
     """{level: (num_frames,)}: events over whole events, sets and elements over the elements' own frames."""
+    return {level: span_frame_labels(spans, video.num_frames, video.fps)
+            for level, spans in truth_spans(video, levels, levels_wanted).items()}
+
+
+def truth_spans(video, levels, levels_wanted: Sequence[str]) -> dict[str, list[tuple[float, float, int]]]:
+    """{level: [(start_s, end_s, class index)]}: whole events at the event level, elements at the others."""
     result = {}
     for level in levels_wanted:
         if level == "event" and "event" in levels.original_ids:
             index = {e: i for i, e in enumerate(levels.original_ids["event"])}
-            spans = [(e.start, e.end, index[e.event]) for e in video.events]
+            result[level] = [(e.start, e.end, index[e.event]) for e in video.events]
         else:
-            spans = [(t.start_s, t.end_s, int(levels.finest_to[level][t.label]))
-                     for t in truth_segments(video, levels)]
-        result[level] = span_frame_labels(spans, video.num_frames, video.fps)
+            result[level] = [(t.start_s, t.end_s, int(levels.finest_to[level][t.label]))
+                             for t in truth_segments(video, levels)]
     return result
 
 

@@ -8,7 +8,8 @@ timeline.json the video (path, fps, frames), the windows (span, stride, starts),
               segments as in the CSV, per-level segments, and per window the label and score of every level.
 timeline.png  one band per level coloured by class (background left blank) with the longest segments' labels
               written on them and a legend of the top classes by time, above a strip of each level's smoothed
-              top-label probability per window with the background threshold.
+              top-label probability per window with the background threshold. With known truth (a generated
+              routine) a thin strip along the top of each band shows the true segments in the same colours.
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ def _finite(row: dict) -> dict:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-def plot_timeline(timeline: Timeline, path: str | Path, title: str = "", label_count: int = 12) -> Path:
-    """The timeline PNG (see the module documentation)."""
+def plot_timeline(timeline: Timeline, path: str | Path, title: str = "", label_count: int = 12,
+                  truth: dict[str, list[tuple[float, float, int]]] | None = None) -> Path:
+    """The timeline PNG (see the module documentation). ``truth``: {level: [(start_s, end_s, class index)]}
+    drawn as a thin strip along the top of each level's band, in the same colours (for known-truth videos)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,18 +95,24 @@ def plot_timeline(timeline: Timeline, path: str | Path, title: str = "", label_c
     duration = timeline.duration_s
     for ax, level in zip(axes, levels):
         segments = [s for s in timeline.level_segments[level] if s.index != BACKGROUND]
-        colours = _class_colours(sorted({s.index for s in segments}))
+        true = (truth or {}).get(level, [])
+        colours = _class_colours(sorted({s.index for s in segments} | {t[2] for t in true}))
+        height = 0.8 if truth else 1.0
         for seg in segments:
-            ax.broken_barh([(seg.start_s, seg.end_s - seg.start_s)], (0, 1), facecolors=colours[seg.index],
+            ax.broken_barh([(seg.start_s, seg.end_s - seg.start_s)], (0, height), facecolors=colours[seg.index],
                            edgecolors="white", linewidth=0.4)
+        for start, end, index in true:
+            ax.broken_barh([(start, end - start)], (0.84, 0.16), facecolors=colours[index], edgecolors="black",
+                           linewidth=0.4)
         for seg in sorted(segments, key=lambda s: s.end_s - s.start_s, reverse=True)[:label_count]:
             width = seg.end_s - seg.start_s
             if width > duration / 60:  # write only where the band is wide enough to hold some text
-                ax.text(seg.start_s + width / 2, 0.5, _short(seg.name, width / duration), ha="center",
+                ax.text(seg.start_s + width / 2, height / 2, _short(seg.name, width / duration), ha="center",
                         va="center", fontsize=7, clip_on=True)
         ax.set_yticks([])
         ax.set_ylim(0, 1)
-        ax.set_ylabel(level, rotation=0, ha="right", va="center", fontsize=10)
+        ax.set_ylabel(level + ("\n(top strip:\ntruth)" if truth else ""), rotation=0, ha="right", va="center",
+                      fontsize=10 if not truth else 8.5)
         top = _top_classes(segments, 6)
         ax.legend(handles=[Patch(color=colours[i], label=name[:44]) for i, name in top], fontsize=6.5,
                   loc="center left", bbox_to_anchor=(1.005, 0.5), frameon=False)
