@@ -283,6 +283,8 @@ def test_files_have_the_promised_columns_and_json_without_nan(tmp_path):
     assert len(data["windows"]["labels"]["element"]) == 28
     plot = plot_timeline(timeline, tmp_path / "timeline.png", title="stub")
     assert plot.stat().st_size > 5000
+    with_truth = plot_timeline(timeline, tmp_path / "truth.png", truth={"element": [(0.0, 4.0, 3), (6.0, 9.0, 6)]})
+    assert with_truth.read_bytes() != plot.read_bytes()
 
 
 def _json_value(text: str):

@@ -68,3 +68,18 @@ def test_a_real_model_on_known_truth_gives_metrics_in_range(trained_export, tmp_
     assert set(scores) == {"element", "element_segments"}
     assert 0.0 <= scores["element"]["frame_accuracy"] <= 1.0
     assert scores["element_segments"]["true"] == len(video.elements) > 0
+
+
+@pytest.mark.slow
+def test_window_options_a_model_cannot_use_are_refused_by_name(trained_export, tmp_path, capsys):
+    from fineact.cli import main
+
+    video = generate_routine(tmp_path / "routine", duration=10.0, seed=6, size=32)
+    common = ["predict", "--checkpoint", str(trained_export.exported), str(video.path), "--windows",
+              "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main([*common, "--window", "2.0"]) == 2
+    assert "--window applies only to segment models" in capsys.readouterr().err
+    assert main([*common, "--stride", "0"]) == 2
+    assert "--stride must be a positive number of frames, got 0" in capsys.readouterr().err
+    assert main([*common, "--threshold", "1.5"]) == 2
+    assert "threshold must be a probability in [0, 1], got 1.5" in capsys.readouterr().err

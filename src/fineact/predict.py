@@ -70,7 +70,7 @@ class Predictor:
         """
         from fineact.windows.recognise import DEFAULT_STRIDE, recognise_video
 
-        return recognise_video(self, source, stride=stride or DEFAULT_STRIDE, window_s=window_s,
+        return recognise_video(self, source, stride=DEFAULT_STRIDE if stride is None else stride, window_s=window_s,
                                batch_size=batch_size, options=options, progress=progress,
                                training_clips=self.training_clips)
 

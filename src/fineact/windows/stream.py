@@ -7,8 +7,9 @@ The video is decoded ONCE from the first frame to the last frame any window need
 (frame ``i`` is the i-th frame a sequential decode yields: the numbering of ``fineact.data.video``). No window
 re-opens or re-seeks the file. Only frames some window reads are converted to RGB and kept; window ``i`` is
 handed out as soon as its last frame is decoded, and frames before the first frame of the next pending window
-are dropped (frames may be preprocessed once as they enter the buffer: ``prepare``). So the buffer holds at most one window's span of frames, whatever the video's length: a 2-hour
-video costs the memory of a few seconds of it.
+are dropped (a frame may be preprocessed once as it enters the buffer: ``prepare``). So the buffer holds at
+most one window's span of frames, whatever the video's length: a 2-hour video costs the memory of a few
+seconds of it.
 
 A video whose probed frame count was too high (a count from packets, a truncated file) ends early: the windows
 still pending get their missing frames from the last decoded one ("clamp").
