@@ -137,12 +137,57 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object {video: {level: [...]}}")
+    _add_window_flags(p)
     p.set_defaults(handler=_run_predict)
+
+
+def _add_window_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sliding windows over long videos (--windows; method: fineact/windows/segments.py)")
+    g.add_argument("--windows", action="store_true", help="slide the model's clip over each whole video and "
+                   "write a timeline: timeline.json, segments.csv, timeline.png")
+    g.add_argument("--stride", type=int, default=None, help="frames between window starts (default 8)")
+    g.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="window length of segment models (TSN/TSM); default: the typical training clip duration "
+                        "recorded in the export's JSON")
+    g.add_argument("--out", default="runs/predict_windows", help="output folder (one subfolder per video)")
+    g.add_argument("--render", default=None, metavar="FILE.mp4", help="also write the video with the labels "
+                   "drawn on each frame (in the video's output folder)")
+    g.add_argument("--smooth", type=int, default=5, help="windows in the smoothing filter (1 = none)")
+    g.add_argument("--threshold", type=float, default=0.4, help="background below this smoothed probability")
+    g.add_argument("--background-class", default=None, help="a finest-level class meaning 'no element'")
+    g.add_argument("--min-windows", type=int, default=2, help="shorter runs merge into their neighbour")
+    g.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_predict_windows(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fineact.predict import load_model
+    from fineact.windows import SegmentOptions
+
+    predictor = load_model(args.checkpoint, args.device)
+    options = SegmentOptions(smooth=args.smooth, threshold=args.threshold, background_class=args.background_class,
+                             min_windows=args.min_windows)
+    several = len(args.videos) > 1
+    for video in args.videos:
+        result = predictor.predict_video(video, stride=args.stride, window_s=args.window,
+                                         batch_size=args.batch_size, options=options,
+                                         progress=not args.no_progress)
+        out = Path(args.out) / Path(video).stem if several else Path(args.out)
+        files = result.write(out, render=args.render, progress=not args.no_progress)
+        shown = [s for s in result.timeline.segments if not s.is_background]
+        print(f"{video}: {result.window_info()['count']} windows, {len(shown)} segments -> {out}")
+        for name, path in files.items():
+            print(f"  {name}: {path}")
+    return 0
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from fineact.predict import Predictor, format_predictions, load_model
 
+    if args.windows:
+        return _run_predict_windows(args)
     predictor = load_model(args.checkpoint, args.device)
     results = {}
     for video in args.videos:

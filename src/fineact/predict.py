@@ -35,6 +35,7 @@ class Predictor:
         self.test_views = TestViews.from_config(module.cfg.data, module.model.clip_specs)
         self.levels = module.trained_levels
         self.class_names = {level: module.levels.class_names[level] for level in self.levels}
+        self.training_clips: dict | None = None  # typical training clip duration (windows of segment models)
 
     def clips(self, source: str | Path) -> dict[str, torch.Tensor]:
         """Test views of a video as a batch of one: {pathway: (1, V, C, T, H, W)}."""
@@ -59,6 +60,20 @@ class Predictor:
                              for p, i in zip(values, indices)]
         return result
 
+    def predict_video(self, source: str | Path, *, stride: int | None = None, window_s: float | None = None,
+                      batch_size: int = 16, options=None, progress: bool = False):
+        """Sliding-window recognition over a whole (untrimmed) video -> fineact.windows.VideoTimeline.
+
+        The model's clip window slides every `stride` frames (default 8) over the video, decoded once; segment
+        models (TSN/TSM) use windows of `window_s` seconds (default: the typical training clip duration recorded
+        in the export's JSON). `options`: fineact.windows.SegmentOptions (smoothing, background threshold).
+        """
+        from fineact.windows.recognise import DEFAULT_STRIDE, recognise_video
+
+        return recognise_video(self, source, stride=DEFAULT_STRIDE if stride is None else stride, window_s=window_s,
+                               batch_size=batch_size, options=options, progress=progress,
+                               training_clips=self.training_clips)
+
     @staticmethod
     def as_json(predictions: dict[str, list[Prediction]]) -> dict:
         return {level: [asdict(p) for p in top] for level, top in predictions.items()}
@@ -68,7 +83,11 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> Predictor:
     """A Predictor from a training checkpoint (.ckpt) or an export (.safetensors + .json)."""
     from fineact.engine.checkpoints import load_module
 
-    return Predictor(load_module(checkpoint), device)
+    from fineact.windows.training_clips import recorded_training_clips
+
+    predictor = Predictor(load_module(checkpoint), device)
+    predictor.training_clips = recorded_training_clips(checkpoint)
+    return predictor
 
 
 def format_predictions(source: str, predictions: dict[str, list[Prediction]]) -> str:

@@ -81,8 +81,10 @@ def weights_free_config(config: dict) -> dict:
     return config
 
 
-def export_weights(module, stem: str | Path) -> Path:
-    """Write `<stem>.safetensors` + `<stem>.json`; returns the safetensors path."""
+def export_weights(module, stem: str | Path, extra: dict | None = None) -> Path:
+    """Write `<stem>.safetensors` + `<stem>.json`; returns the safetensors path.
+
+    `extra`: more fields for the JSON (e.g. `training_clips`, see fineact.windows.training_clips)."""
     from safetensors.torch import save_file
 
     weights = Path(stem).with_suffix(".safetensors")
@@ -91,7 +93,7 @@ def export_weights(module, stem: str | Path) -> Path:
     save_file(tensors, str(weights))
     write_sidecar(weights, WEIGHTS_FORMAT, {"config": weights_free_config(module.hparams["config"]),
                                             "levels": module.hparams["levels"],
-                                            "trained_levels": module.trained_levels})
+                                            "trained_levels": module.trained_levels, **(extra or {})})
     return weights
 
 

@@ -22,6 +22,7 @@ from fineact.engine.results import EvaluationResults, format_results_table, writ
 from fineact.engine.trainer import build_trainer, evaluation_callbacks
 from fineact.errors import ConfigError
 from fineact.labels import LabelLevels, diving48_levels, finegym_levels, flat_levels, read_class_names
+from fineact.windows.training_clips import typical_clip_duration
 
 
 @dataclass
@@ -84,6 +85,8 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
     elif not resume:
         _refuse_to_replace(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    # for sliding windows of segment models later (fineact.windows.training_clips), read before any caching
+    training_clips = typical_clip_duration(datamodule.dataset("train").samples)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     datamodule.write_missing_videos(output_dir)  # untrimmed FineGym: what the run could not read, up front
     if cfg.multitask.cache_features:
@@ -103,7 +106,8 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
         return summary
     best_module = load_module(chosen, config_overrides=cfg)  # loaded once: exported and evaluated
     if trainer.is_global_zero:
-        summary.exported = export_weights(best_module, output_dir / "model")
+        summary.exported = export_weights(best_module, output_dir / "model",
+                                          extra={"training_clips": training_clips})
     if eval_split:
         summary.results, summary.results_path = evaluate(cfg, chosen, eval_split, module=best_module,
                                                          datamodule=datamodule)
