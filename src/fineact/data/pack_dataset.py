@@ -47,6 +47,8 @@ class PackClipDataset(StreamingDataset):
 
     def __init__(self, location: str, num_records: int, frame_sampler, transform, options: ClipDatasetOptions,
                  crop_size: int, seed: int, cache_dir: str | None = None, storage_options: dict | None = None):
+        self._arguments = (location, num_records, frame_sampler, transform, options, crop_size, seed, cache_dir,
+                           storage_options)
         train = options.mode == "train"
         # Evaluation never drops: each video counted once. Training under DDP takes LitData's default (drop
         # the shuffled epoch's last few records so every process takes the same number of steps).
@@ -55,6 +57,11 @@ class PackClipDataset(StreamingDataset):
         self.location, self.base_seed, self.num_records = location, seed, num_records  # len(self): this rank's
         self.clips = VideoClipDataset(PackRecords(self), frame_sampler, transform, options, crop_size)
         self._first_places: tuple[int, np.ndarray] | None = None
+
+    def for_this_process(self) -> "PackClipDataset":
+        """The same dataset made anew: LitData learns the distributed world (ranks) when a dataset is made,
+        and a run makes its datasets before DDP starts (to check the config early)."""
+        return PackClipDataset(*self._arguments)
 
     def sample_at(self, position) -> Sample:
         """The record at `position` (an int, or LitData's ChunkedIndex) as a Sample; an unreadable record
