@@ -74,3 +74,15 @@ def test_arc_breakdown_benchmark_times_every_case(tmp_path):
         convs["tsm_r18", "convs ARC decorates"]["gflops"], rel=1e-9)
     assert convs["arc_tsm_r18", "convs ARC leaves alone"]["gflops"] == pytest.approx(
         convs["tsm_r18", "convs ARC leaves alone"]["gflops"], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_shards_benchmark_reports_files_and_pack_with_and_without_latency(tmp_path):
+    pytest.importorskip("litdata")
+    args = ["--videos", "4", "--frames", "40", "--workers", "1", "--repeats", "1", "--resize", "64", "--crop",
+            "48", "--name", "smoke"]
+    payload = run_script("shards.py", args, tmp_path)
+    got = {(r["storage"], r["case"]) for r in payload["results"]}
+    assert got == {(s, c) for s in ("local disk", "+5-20 ms per open") for c in ("sparse 4x16", "dense 32x2")}
+    assert all(r["files_clips_per_second"] > 0 and r["pack_clips_per_second"] > 0 for r in payload["results"])
+    assert 0.5 < payload["pack_over_source"] < 1.5 and "pack / files" in payload["stdout"]

@@ -200,3 +200,32 @@ print("torchvision" in sys.modules)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+class RecordTrainingSamples(__import__("lightning").Callback):
+    def __init__(self):
+        self.seen = {}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.seen.setdefault(trainer.current_epoch, []).extend(batch["index"].tolist())
+
+
+class StopAfterFirstEpoch(__import__("lightning").Callback):
+    def on_train_epoch_end(self, trainer, module):
+        trainer.should_stop = True
+
+
+def test_a_resumed_run_reads_the_epochs_an_uninterrupted_run_reads(tiny_gym, packs, tmp_path):
+    # Lightning keeps LitData's loader state in the checkpoint; resuming after epoch 0 must start epoch 1's
+    # own order and keys, not replay epoch 0's.
+    whole, first, resumed = RecordTrainingSamples(), RecordTrainingSamples(), RecordTrainingSamples()
+    train(_pack_config(tiny_gym, tmp_path / "whole", packs, trainer={"max_epochs": 2}), callbacks=[whole])
+    train(_pack_config(tiny_gym, tmp_path / "cut", packs, trainer={"max_epochs": 2}),
+          callbacks=[first, StopAfterFirstEpoch()])
+    train(_pack_config(tiny_gym, tmp_path / "cut", packs, trainer={"max_epochs": 2}), resume=True,
+          callbacks=[resumed])
+    assert list(first.seen) == [0] and list(resumed.seen) == [1]
+    assert first.seen[0] == whole.seen[0] and resumed.seen[1] == whole.seen[1] != whole.seen[0]
+    weights = [torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+               for run in ("whole", "cut")]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])

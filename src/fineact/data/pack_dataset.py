@@ -94,13 +94,22 @@ class PackClipDataset(StreamingDataset):
 
 class PackLoader(StreamingDataLoader):
     """LitData's loader, its epoch counter following the trainer's (`epoch_of`), so keys and shuffles are
-    those of the training epoch also after a resumed run."""
+    those of the training epoch also after a resumed run. Lightning saves its `state_dict()` in checkpoints and
+    loads it back on resume: a state saved mid-epoch continues that epoch, one saved at an epoch's end is
+    dropped (the next epoch starts afresh)."""
 
     def __init__(self, dataset: PackClipDataset, epoch_of: Callable[[], int] | None = None, **kwargs):
         super().__init__(dataset, **kwargs)
         self.epoch_of = epoch_of
 
     def __iter__(self):
-        if self.epoch_of is not None and not self.restore:
-            self.current_epoch = self.epoch_of()  # LitData adds one as the epoch starts
-        return super().__iter__()
+        # A generator: the epoch is read at the first batch, not when Lightning makes the iterator (on a resumed
+        # run it makes it before restoring the epoch counter).
+        if self.epoch_of is not None:
+            epoch = self.epoch_of()
+            if self.restore and self.current_epoch != epoch + 1:
+                # Lightning saved the state at the end of an earlier epoch: nothing of this one to continue.
+                self.restore = False
+            if not self.restore:
+                self.current_epoch = epoch  # LitData adds one as the epoch starts
+        yield from super().__iter__()
