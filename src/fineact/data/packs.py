@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -117,8 +118,6 @@ def _read_text(location: str, name: str) -> str:
             raise ConfigError(f"{location}: not a fineact pack (no {name}); write one with `fineact pack`")
         return path.read_text()
     from litdata.streaming.downloader import get_downloader  # the library's own object-store clients
-
-    import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         local = str(Path(folder) / name)
