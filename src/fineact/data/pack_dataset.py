@@ -11,12 +11,13 @@ it is read from the files or from the pack; only the order of samples within the
 Each epoch reads every record once across all ranks x workers. In training with several processes LitData
 drops the last few records of the shuffled epoch (fewer than ranks x workers x batch size; different ones
 every epoch) so every process runs the same number of steps; evaluation reads every record exactly once.
-`PackLoader.state_dict()` is LitData's loader state (the samples each worker has yielded): saved with a
-checkpoint and loaded back, the epoch continues where it stopped.
+`PackLoader.state_dict()` is LitData's loader state (the samples each worker has yielded): loaded into a new
+loader, the epoch continues where it stopped (see PackLoader for what Lightning's checkpoints do with it).
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from typing import Callable
 
@@ -95,14 +96,17 @@ class PackClipDataset(StreamingDataset):
 class PackLoader(StreamingDataLoader):
     """LitData's loader, its epoch counter following the trainer's (`epoch_of`), so keys and shuffles are
     those of the training epoch also after a resumed run. Lightning saves its `state_dict()` in checkpoints and
-    loads it back on resume: a state saved mid-epoch continues that epoch, one saved at an epoch's end is
-    dropped (the next epoch starts afresh)."""
+    loads it back on resume: a state saved at an epoch's end is dropped (the next epoch starts afresh; tested); a
+    state saved mid-epoch is left to LitData to continue (measured with LitData's loader alone, not yet through
+    Lightning's mid-epoch checkpoints)."""
 
     def __init__(self, dataset: PackClipDataset, epoch_of: Callable[[], int] | None = None, **kwargs):
         super().__init__(dataset, **kwargs)
         self.epoch_of = epoch_of
 
     def __iter__(self):
+        if self.num_workers > 0:
+            gc.collect()  # as ForkSafeDataLoader (engine/datamodule.py): nothing for forked workers to free
         # A generator: the epoch is read at the first batch, not when Lightning makes the iterator (on a resumed
         # run it makes it before restoring the epoch counter).
         if self.epoch_of is not None:

@@ -158,9 +158,8 @@ def pack_loader(dataset, datamodule: VideoDataModule, workers: int) -> DataLoade
 
     data = datamodule.cfg.data
     epoch_of = (lambda: datamodule.trainer.current_epoch) if datamodule.trainer is not None else None
-    if workers > 0:
-        gc.collect()  # as ForkSafeDataLoader: nothing with FFmpeg threads left for forked workers to free
-    return PackLoader(dataset.for_this_process(), epoch_of=epoch_of, batch_size=data.batch_size, num_workers=workers,
+    return PackLoader(dataset.for_this_process(), epoch_of=epoch_of, batch_size=data.batch_size,
+                      num_workers=workers,
                       pin_memory=data.pin_memory and torch.cuda.is_available(),
                       prefetch_factor=data.prefetch_factor if workers > 0 else None,
                       multiprocessing_context="fork" if workers > 0 and _fork_ok() else None)
