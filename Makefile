@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test]"
+	# torchvision pinned beside torch: LitData ([stream]) requires one, and an unpinned one would replace torch.
+	$(PY) -m pip install --quiet torch==2.13.0 torchvision==0.28.0 -e ".[test,stream]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -87,3 +87,15 @@ def test_untrimmed_benchmark_reports_both_readers_for_each_case_and_worker_count
         assert row["untrimmed_clips_per_s"] > 0 and row["trimmed_clips_per_s"] > 0
         assert row["time_ratio"] == pytest.approx(row["trimmed_clips_per_s"] / row["untrimmed_clips_per_s"])
     assert payload["size"] == [160, 96] and "time ratio" in payload["stdout"]
+
+
+@pytest.mark.slow
+def test_shards_benchmark_reports_files_and_pack_with_and_without_latency(tmp_path):
+    pytest.importorskip("litdata")
+    args = ["--videos", "4", "--frames", "40", "--workers", "1", "--repeats", "1", "--resize", "64", "--crop",
+            "48", "--name", "smoke"]
+    payload = run_script("shards.py", args, tmp_path)
+    got = {(r["storage"], r["case"]) for r in payload["results"]}
+    assert got == {(s, c) for s in ("local disk", "+5-20 ms per open") for c in ("sparse 4x16", "dense 32x2")}
+    assert all(r["files_clips_per_second"] > 0 and r["pack_clips_per_second"] > 0 for r in payload["results"])
+    assert 0.5 < payload["pack_over_source"] < 1.5 and "pack / files" in payload["stdout"]

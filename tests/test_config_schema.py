@@ -194,7 +194,7 @@ def test_every_kind_of_path_field_is_resolved_against_the_config_folder(tmp_path
 
 def test_path_fields_are_marked_in_the_schema():
     marked = {f.name for f in fields(config_module.SplitConfig) if f.metadata.get("path")}
-    assert marked == {"annotations", "data_root"}
+    assert marked == {"annotations", "data_root", "shards"}  # shards: a pack folder (URLs are left as they are)
     assert {f.name for f in fields(config_module.DataConfig) if f.metadata.get("path")} == \
         {"categories", "set_categories", "vocab", "finegym_annotations"}
 
@@ -235,3 +235,12 @@ def test_the_names_fineact_sets_are_the_trainer_arguments_build_trainer_passes(t
     trainer_module.build_trainer(cfg, tmp_path)
     assert set(passed) == set(TRAINER_ARGS_SET_BY_FINEACT)
     assert set(TRAINER_ARGS_SET_BY_FINEACT) <= accepted
+
+
+def test_a_pack_url_stays_as_written_and_a_pack_folder_is_made_absolute(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model: {name: tsm_r18}\ndata:\n  train: {shards: 's3://bucket/packs/train'}\n"
+                      "  val: {shards: packs/val}\n")
+    cfg = config_module.load_config(config)
+    assert cfg.data.train.shards == "s3://bucket/packs/train"  # no annotations/data_root needed beside shards
+    assert cfg.data.val.shards == str(tmp_path / "packs" / "val")

@@ -301,6 +301,33 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- pack -------------------------------------------------------------------------------------------------
+
+def _add_pack(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pack", help="write a split as shards (LitData chunks) for streamed training",
+                       description="Write data.<split> of the config as a pack: LitData chunks holding each "
+                                   "sample's encoded clip (the whole file, or its window re-encoded), frame "
+                                   "count, fps, label, id and source line. Resumes an interrupted pack when "
+                                   "run again. Train from it with data.<split>.shards=DIR (README \"Scale\").")
+    _config_args(p)
+    p.add_argument("--split", default="train", choices=("train", "val", "test"))
+    p.add_argument("--out", required=True, help="the pack's folder (new, empty, or an interrupted pack)")
+    p.add_argument("--shard-size", default="256MB", help="bytes per shard (default 256MB)")
+    p.add_argument("--workers", type=int, default=1, help="encoding processes")
+    p.set_defaults(handler=_run_pack)
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from fineact.config import load_config
+    from fineact.data.pack_writer import pack_split, parse_size
+
+    cfg = load_config(args.config, args.overrides)
+    index = pack_split(cfg, args.split, args.out, parse_size(args.shard_size), args.workers)
+    print(f"pack of data.{args.split} in {args.out}: {index.num_samples} samples, {index.pack_bytes / 1e6:.1f} MB "
+          f"(source {index.source_bytes / 1e6:.1f} MB)")
+    return 0
+
+
 # -- demo -------------------------------------------------------------------------------------------------
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -442,7 +469,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_models, _add_profile, _add_train, _add_test, _add_predict, _add_extract, _add_check, _add_prepare,
-    _add_demo, _add_analyze, _add_layers, _add_gradcam, _add_export]
+    _add_pack, _add_demo, _add_analyze, _add_layers, _add_gradcam, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -94,6 +94,9 @@ class ModelConfig:
 class SplitConfig:
     annotations: str = path_field(default=MISSING)  # annotation file of this split
     data_root: str = path_field(default=MISSING)    # folder the annotation's paths are relative to
+    # A pack of this split (`fineact pack`): a folder or an object-store URL (s3://...), read instead of the
+    # annotation file and videos (README "Scale"). annotations may still be given: the pack must match it.
+    shards: Optional[str] = path_field(default=None)
 
 
 @dataclass
@@ -334,7 +337,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def _absolutise_paths(node: DictConfig, section: type, config_dir: Path) -> None:
     """Make the path fields of `section` and of the sections inside it absolute (relative to `config_dir`)."""
     def fix(value: str | None) -> str | None:
-        if value in (None, "") or Path(value).is_absolute():
+        if value in (None, "") or Path(value).is_absolute() or "://" in value:  # URLs (data.*.shards) stay
             return value
         return str((config_dir / value).resolve())
 
@@ -369,7 +372,7 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
     for split in ("train", "val", "test"):
         node = cfg.data[split]
         for key in ("annotations", "data_root"):
-            if node is not None and OmegaConf.is_missing(node, key):
+            if node is not None and OmegaConf.is_missing(node, key) and not node.shards:
                 problems.append(f"data.{split}.{key}: required when data.{split} is given")
     need(cfg.optim.lr > 0, "optim.lr", "a positive learning rate", cfg.optim.lr)
     need(0 <= cfg.optim.momentum < 1, "optim.momentum", "a value in [0, 1)", cfg.optim.momentum)

@@ -14,8 +14,9 @@ metrics ignore (a replacement would count another video twice). Either way its p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -86,7 +87,7 @@ class VideoClipDataset(Dataset):
                  crop_size: int):
         if not samples:
             raise ConfigError("dataset has no samples")
-        self.samples = list(samples)
+        self.samples = samples if isinstance(samples, Sequence) else list(samples)  # a pack's are read lazily
         self.frame_sampler = frame_sampler
         self.transform = transform
         self.options = options
@@ -141,18 +142,22 @@ class VideoClipDataset(Dataset):
 
     def __getitem__(self, key) -> dict:
         index, seed = key if isinstance(key, tuple) else (key, key)
+        return self.keyed_item(index, seed)
+
+    def keyed_item(self, index: int, seed: int, sample: Sample | None = None) -> dict:
+        """Sample `index` (given as `sample` when the caller has it) with the randomness of key `seed`."""
         rng = np.random.default_rng(seed)
         skipped: list[UnreadableVideo] = []
         for _ in range(MAX_REPLACEMENTS):
-            sample = self.samples[index]
+            sample = sample or self.samples[index]
             try:
                 clips, label = self.load(sample, rng)
                 return self._item(clips, label, index, skipped)
             except VideoError as error:
-                skipped.append(UnreadableVideo(sample.source, str(error)))
+                skipped.append(UnreadableVideo(str(sample.source), str(error)))
                 if self.options.mode != "train":
                     return self._item(self.placeholder(), -1, index, skipped)
-                index = int(rng.integers(len(self.samples)))
+                index, sample = int(rng.integers(len(self.samples))), None
         raise VideoError(f"{MAX_REPLACEMENTS} unreadable videos in a row while drawing replacements; last: "
                          f"{skipped[-1].describe()}. Run `fineact check-data` on this config to list every bad video.")
 

@@ -36,6 +36,7 @@ naming the path and what was wrong.
 from __future__ import annotations
 
 import bisect
+import io
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -49,7 +50,7 @@ from PIL import Image
 
 from fineact.errors import ConfigError, VideoError
 
-__all__ = ["VideoInfo", "probe_video", "read_frames", "read_frames_multi"]
+__all__ = ["EncodedVideo", "VideoInfo", "probe_video", "read_frames", "read_frames_multi"]
 
 SOURCE_KINDS = ("auto", "video", "frames")
 # Seeking costs a demuxer seek, a decoder flush and refilling the decoder's reorder/thread pipeline (a few
@@ -77,11 +78,27 @@ class VideoInfo:
     num_frames_from: str = "container"
 
 
+@dataclass(frozen=True)
+class EncodedVideo:
+    """A video file's bytes held in memory (a pack's record, data/packs.py), read like a file on disk.
+
+    ``name`` stands for the path in every error message (e.g. "pack/ record 12 (train.txt:13 clip.mp4)")."""
+
+    data: bytes
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_dir(self) -> bool:
+        return False
+
+
 # ----------------------------------------------------------------------------------------------- public API
 
 
 def read_frames(
-    source: str | os.PathLike,
+    source: str | os.PathLike | EncodedVideo,
     indices: Sequence[int] | np.ndarray,
     *,
     filename_template: str = "img_{:05d}.jpg",
@@ -97,7 +114,7 @@ def read_frames(
     (0 = FFmpeg's choice; use 1 inside many DataLoader workers). Raises ``VideoError`` for unreadable sources and
     for indices past the end (naming the index and the number of frames available).
     """
-    path = _checked_source(source, kind)
+    path = source if isinstance(source, EncodedVideo) else _checked_source(source, kind)
     wanted = _checked_indices(indices, path)
     if len(wanted) == 0:
         return _empty_clip(path, filename_template, start_index)
@@ -109,7 +126,7 @@ def read_frames(
 
 
 def read_frames_multi(
-    source: str | os.PathLike,
+    source: str | os.PathLike | EncodedVideo,
     index_lists: Mapping[str, Sequence[int] | np.ndarray],
     **read_kwargs,
 ) -> dict[str, np.ndarray]:
@@ -314,7 +331,7 @@ class _FrameClock:
 
 def _open_container(path: Path, decode_threads: int):
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(io.BytesIO(path.data) if isinstance(path, EncodedVideo) else str(path), mode="r")
     except PermissionError:
         raise VideoError(f"{path}: permission denied (cannot read)") from None
     except (av.FFmpegError, OSError, ValueError, IndexError) as exc:

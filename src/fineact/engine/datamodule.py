@@ -97,8 +97,11 @@ class VideoDataModule(L.LightningDataModule):
                 frame_sampler, transform = views.frame_sampler, views.transform
             options = ClipDatasetOptions(mode=mode, filename_template=data.filename_template,
                                          start_index=data.start_index)
-            self._datasets[key] = VideoClipDataset(self.split_samples(split, mode), frame_sampler,
-                                                   transform, options, data.crop_size)
+            if data[split] is not None and data[split].shards:
+                self._datasets[key] = pack_dataset(self.cfg, split, frame_sampler, transform, options)
+            else:
+                self._datasets[key] = VideoClipDataset(self.split_samples(split, mode), frame_sampler,
+                                                       transform, options, data.crop_size)
         return self._datasets[key]
 
     # -- untrimmed FineGym ---------------------------------------------------------------------------------
@@ -152,6 +155,8 @@ class VideoDataModule(L.LightningDataModule):
     def _loader(self, dataset: VideoClipDataset, shuffle: bool) -> DataLoader:
         data = self.cfg.data
         workers = data.num_workers
+        if not isinstance(dataset, VideoClipDataset):  # a pack: LitData orders and shares out the records
+            return pack_loader(dataset, self, workers)
         return ForkSafeDataLoader(dataset, batch_size=data.batch_size,
                                   sampler=self.keyed_sampler(len(dataset), shuffle), num_workers=workers,
                                   pin_memory=data.pin_memory and torch.cuda.is_available(),
@@ -165,13 +170,39 @@ class VideoDataModule(L.LightningDataModule):
         bad = sorted({video.path for video in skipped})
         if not bad or f"{split}/train" not in self._datasets:
             return
-        total = len(self._datasets[f"{split}/train"])
+        dataset = self._datasets[f"{split}/train"]
+        total = getattr(dataset, "num_records", None) or len(dataset)
         share = len(bad) / total
         if share > self.cfg.data.max_bad_fraction:
             listing = "\n  ".join(bad[:50]) + (f"\n  ... ({len(bad)} in all)" if len(bad) > 50 else "")
             raise FineactError(f"{len(bad)} of {total} videos ({100 * share:.1f}%) in data.{split} could not be "
                                f"read, more than data.max_bad_fraction={self.cfg.data.max_bad_fraction}:\n  "
                                f"{listing}")
+
+
+def pack_dataset(cfg: DictConfig, split: str, frame_sampler, transform, options: ClipDatasetOptions):
+    """data.<split>.shards: the pack's dataset, once its index shows it was made from this config's data."""
+    from fineact.data.pack_dataset import PackClipDataset
+    from fineact.data.packs import PackIndex
+
+    location = cfg.data[split].shards
+    index = PackIndex.read(location)
+    index.check_matches(cfg, split, location)
+    return PackClipDataset(location, index.num_samples, frame_sampler, transform, options, cfg.data.crop_size,
+                           seed=cfg.seed)
+
+
+def pack_loader(dataset, datamodule: VideoDataModule, workers: int) -> DataLoader:
+    """LitData's loader over a pack; its epochs follow the trainer's (see PackLoader)."""
+    from fineact.data.pack_dataset import PackLoader
+
+    data = datamodule.cfg.data
+    epoch_of = (lambda: datamodule.trainer.current_epoch) if datamodule.trainer is not None else None
+    return PackLoader(dataset.for_this_process(), epoch_of=epoch_of, batch_size=data.batch_size,
+                      num_workers=workers,
+                      pin_memory=data.pin_memory and torch.cuda.is_available(),
+                      prefetch_factor=data.prefetch_factor if workers > 0 else None,
+                      multiprocessing_context="fork" if workers > 0 and _fork_ok() else None)
 
 
 def _fork_ok() -> bool:
