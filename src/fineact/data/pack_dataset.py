@@ -59,6 +59,11 @@ class PackClipDataset(StreamingDataset):
         self.clips = VideoClipDataset(PackRecords(self), frame_sampler, transform, options, crop_size)
         self._first_places: tuple[int, np.ndarray] | None = None
 
+    @property
+    def samples(self) -> PackRecords:
+        """The records as Samples, as VideoClipDataset.samples (read e.g. for the typical clip duration)."""
+        return self.clips.samples
+
     def for_this_process(self) -> "PackClipDataset":
         """The same dataset made anew: LitData learns the distributed world (ranks) when a dataset is made,
         and a run makes its datasets before DDP starts (to check the config early)."""
