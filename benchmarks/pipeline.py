@@ -2,7 +2,7 @@
 
     python benchmarks/pipeline.py                  # all three parts, results/pipeline.json
 
-(b) loader: clips/s of fineact's Dataset + DataLoader (decode, sample, crop, normalise, collate) with 1 and 2
+(b) loader: clips/s of fineact's Dataset + DataLoader (decode, sample, crop, collate uint8) with 1 and 2
     worker processes, on copies of a synthetic 10-second 320x240 H.264 video (GOP 48, B-frames), for the
     sparse 4x16 clip, the dense 32x2 clip and the hierarchical network's three pathways.
 (c) training: clips/s of a full training step (forward, loss, backward, SGD step) of the demo's base models
@@ -30,6 +30,7 @@ from loader import make_video  # noqa: E402
 
 from fineact.data.annotations import Sample  # noqa: E402
 from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDataset  # noqa: E402
+from fineact.data.model_input import collate_batch  # noqa: E402
 from fineact.data.sampling import DenseSampler, MultiPathwaySampler  # noqa: E402
 from fineact.data.transforms import build_train_transform  # noqa: E402
 from fineact.models import build_model  # noqa: E402
@@ -50,7 +51,7 @@ def loader_rates(folder: Path, clips: int) -> list[dict]:
     for case, make_sampler in CASES.items():
         for workers in (1, 2):
             dataset = VideoClipDataset(samples, make_sampler(), transform, ClipDatasetOptions(mode="train"), 224)
-            loader = DataLoader(dataset, batch_size=4, num_workers=workers,
+            loader = DataLoader(dataset, batch_size=4, num_workers=workers, collate_fn=collate_batch,
                                 sampler=KeyedSampler(len(dataset), shuffle=True, seed=0))
             start = time.perf_counter()
             count = sum(batch["label"].numel() for batch in loader)

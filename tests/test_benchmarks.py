@@ -99,3 +99,19 @@ def test_shards_benchmark_reports_files_and_pack_with_and_without_latency(tmp_pa
     assert got == {(s, c) for s in ("local disk", "+5-20 ms per open") for c in ("sparse 4x16", "dense 32x2")}
     assert all(r["files_clips_per_second"] > 0 and r["pack_clips_per_second"] > 0 for r in payload["results"])
     assert 0.5 < payload["pack_over_source"] < 1.5 and "pack / files" in payload["stdout"]
+
+
+@pytest.mark.slow
+def test_loader_stages_benchmark_times_every_stage_and_pipeline(tmp_path):
+    args = ["--sizes", "64x48", "--cases", "sparse 4x16", "--clips", "1", "--repeats", "1", "--workers", "1",
+            "--threads", "1", "--name", "smoke"]
+    payload = run_script("loader_stages.py", args, tmp_path)
+    stages = {r["pipeline"]: r for r in payload["stages_ms"]}
+    assert set(stages) == {"float", "uint8"} and "device_norm" in stages["uint8"]
+    assert stages["uint8"]["total"] == pytest.approx(sum(stages["uint8"][s] for s in (
+        "decode", "convert", "resize", "crop/flip", "float+norm", "collate", "transfer")))
+    loader = {r["pipeline"]: r for r in payload["loader"]}
+    assert loader["float"]["speedup_vs_float"] == 1.0 and loader["uint8"]["clips_per_s"] > 0
+    assert [(r["workers"], r["decode_threads"]) for r in payload["decoder_threads"]] == [(1, 1)]
+    assert 0 <= payload["pixel_difference"][0]["mean"] <= payload["pixel_difference"][0]["max"]
+    assert "(d) |uint8 pipeline - float pipeline|" in payload["stdout"]

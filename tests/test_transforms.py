@@ -231,15 +231,16 @@ def test_to_float_accepts_numpy_and_torch():
 def test_test_pipeline_shapes(crops, shape):
     transform = build_test_transform(size=224, resize=256, crops=crops)
     out, label = transform({"clip": still_clip(4, 120, 160)}, 7)
-    assert out["clip"].shape == shape and out["clip"].dtype == torch.float32 and label == 7
-    assert out["clip"].is_contiguous() and transform.crop_views == crops
+    assert out["clip"].shape == shape and out["clip"].dtype == torch.uint8 and label == 7  # normalised on the device
+    # the loader layout: model axes, the decoder's memory order (channels innermost, dense)
+    assert out["clip"].movedim(-4, -1).is_contiguous() and transform.crop_views == crops
 
 
 def test_train_pipeline_default_shapes():
     clip = torch.from_numpy(still_clip(2, 240, 320))
     for kind in ("multiscale", "random_resized"):
         out, _ = build_train_transform(kind)(clip, rng=rng())
-        assert out.shape == (3, 2, 224, 224) and out.dtype == torch.float32
+        assert out.shape == (3, 2, 224, 224) and out.dtype == torch.uint8
 
 
 def test_test_centre_crop_view_is_the_centre():

@@ -126,6 +126,7 @@ class DataConfig:
     short_video: ShortVideo = "loop"      # loop | clamp, for videos shorter than a clip
     batch_size: int = 8
     num_workers: int = 2
+    decode_threads: int = 1               # FFmpeg decoder threads per worker (0 = FFmpeg's choice); README Performance
     pin_memory: bool = True
     persistent_workers: bool = True
     prefetch_factor: int = 2              # batches each worker prepares ahead (raise it when a GPU waits for data)
@@ -386,6 +387,7 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
     need(cfg.trainer.max_epochs > 0, "trainer.max_epochs", "a positive number of epochs", cfg.trainer.max_epochs)
     need(cfg.data.batch_size > 0, "data.batch_size", "a positive batch size", cfg.data.batch_size)
     need(cfg.data.num_workers >= 0, "data.num_workers", "a value >= 0", cfg.data.num_workers)
+    need(cfg.data.decode_threads >= 0, "data.decode_threads", "a value >= 0", cfg.data.decode_threads)
     need(cfg.data.prefetch_factor >= 1, "data.prefetch_factor", "a value >= 1", cfg.data.prefetch_factor)
     need(0 <= cfg.data.max_bad_fraction <= 1, "data.max_bad_fraction", "a share in [0, 1]",
          cfg.data.max_bad_fraction)

@@ -38,7 +38,8 @@ class Predictor:
         self.training_clips: dict | None = None  # typical training clip duration (windows of segment models)
 
     def clips(self, source: str | Path) -> dict[str, torch.Tensor]:
-        """Test views of a video as a batch of one: {pathway: (1, V, C, T, H, W)}."""
+        """Test views of a video as a batch of one: {pathway: uint8 (1, V, C, T, H, W)} (the module normalises
+        them on its device)."""
         return {name: views.unsqueeze(0) for name, views in self.test_views.of_video(source).items()}
 
     @torch.no_grad()

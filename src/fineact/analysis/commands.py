@@ -28,9 +28,10 @@ def find_export(run_dir: Path) -> Path | None:
 
 
 def video_clips(predictor: Predictor, videos: list[str]):
-    """First test view of each video as a model input batch ({pathway: (N, C, T, H, W)} or a tensor)."""
-    per_video = [predictor.test_views.of_video(v) for v in videos]
-    clips = {k: torch.cat([c[k][:1] for c in per_video]) for k in per_video[0]}
+    """First test view of each video as a normalised model input batch ({pathway: (N, C, T, H, W)} or a tensor)."""
+    views = predictor.test_views
+    per_video = [views.of_video(v) for v in videos]
+    clips = views.model_input({k: torch.cat([c[k][:1] for c in per_video]) for k in per_video[0]})
     return clips["clip"] if list(clips) == ["clip"] else clips
 
 

@@ -77,7 +77,7 @@ class ClipDatasetOptions:
     mode: str = "train"                   # train: one random view; test: every view (clips x crops)
     filename_template: str = "img_{:05d}.jpg"
     start_index: int = 1
-    decode_threads: int = 1               # FFmpeg threads per worker
+    decode_threads: int = 1               # FFmpeg threads per worker (data.decode_threads)
 
 
 class VideoClipDataset(Dataset):
@@ -120,9 +120,10 @@ class VideoClipDataset(Dataset):
         return count
 
     def load(self, sample: Sample, rng: np.random.Generator):
-        """-> ({pathway: float clip}, label) for one sample; raises VideoError when it cannot be read.
+        """-> ({pathway: clip}, label) for one sample; raises VideoError when it cannot be read.
 
-        Training gives one clip per pathway (C, T, H, W); evaluation every test view (V, C, T, H, W)."""
+        Training gives one clip per pathway (C, T, H, W); evaluation every test view (V, C, T, H, W); uint8 with
+        the standard transforms (normalised on the device: fineact.data.model_input)."""
         mode = self.options.mode
         indices = self.frame_sampler.indices(self.frame_count(sample), mode, rng, start_frame=sample.start_frame)
         # Windows of untrimmed videos go through the per-worker pool of open videos (data/video_pool.py).

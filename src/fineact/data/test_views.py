@@ -1,13 +1,15 @@
 """The test protocol in one place: which frames, which crops, and the clip x crop views of one video.
 
     views = TestViews.from_config(cfg.data, model.clip_specs)
-    clips = views.of_video("clip.mp4")          # {pathway: (V, C, T, H, W)}, V = clip_views * crop_views
+    clips = views.of_video("clip.mp4")          # {pathway: uint8 (V, C, T, H, W)}, V = clip_views * crop_views
+    inputs = views.model_input(clips)           # normalised float32, on the clips' device
 
 A video is seen at test time as `clip_views` clips (the frame sampler's: `data.test_clips` dense windows, or 2
 TSN segment clips with `data.twice_sample`) times `crop_views` crops (the transform's: `data.test_crops` = 1, 3
 or 10), clip-major: view `c * crop_views + k` is crop k of clip c. Evaluation (the datamodule's test datasets),
 `fineact predict`, feature extraction and Grad-CAM all read their clips through this module, so a video is
-seen the same way by each; export describes the same input size and normalisation.
+seen the same way by each; export describes the same input size and normalisation. Views are uint8 until
+`model_input` (fineact.data.model_input) normalises them, on the device where the model runs.
 
 The test protocol draws no random numbers (centred windows and crops), so its views depend on the video only.
 """
@@ -22,8 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from fineact.data.model_input import Normalization, normalization_for
 from fineact.data.sampling import sampler_for
-from fineact.data.transforms import Compose, Normalize, build_test_transform, resize_target
+from fineact.data.transforms import Compose, build_test_transform, resize_target
 from fineact.data.video import probe_video, read_frames_multi
 
 __all__ = ["TestViews", "stack_views"]
@@ -54,6 +57,7 @@ class TestViews:
     frame_sampler: Any   # SegmentSampler | DenseSampler | MultiPathwaySampler
     transform: Compose
     crop_size: int
+    normalization: Normalization = Normalization()
 
     @classmethod
     def from_config(cls, data, clip_specs: Mapping) -> "TestViews":
@@ -61,7 +65,7 @@ class TestViews:
         frame_sampler = sampler_for(clip_specs, num_clips=data.test_clips, twice=data.twice_sample,
                                     short_video=data.short_video)
         transform = build_test_transform(data.crop_size, resize_target(data.resize), data.test_crops)
-        return cls(frame_sampler, transform, data.crop_size)
+        return cls(frame_sampler, transform, data.crop_size, normalization_for(data))
 
     @property
     def clip_views(self) -> int:
@@ -80,32 +84,32 @@ class TestViews:
 
     @property
     def mean(self) -> tuple[float, ...]:
-        return self._normalize.mean
+        return self.normalization.mean
 
     @property
     def std(self) -> tuple[float, ...]:
-        return self._normalize.std
+        return self.normalization.std
 
-    @property
-    def _normalize(self) -> Normalize:
-        return next(step for step in self.transform.transforms if isinstance(step, Normalize))
+    def model_input(self, clips):
+        """uint8 views (a tensor or {pathway: tensor}, any leading axes) -> the model's normalised float input."""
+        return self.normalization.clips(clips)
 
     def indices(self, num_frames: int, rng: np.random.Generator, start_frame: int = 0) -> dict[str, np.ndarray]:
         """Frame indices of every clip view: {pathway: (clip_views * T,)}."""
         return self.frame_sampler.indices(num_frames, "test", rng, start_frame=start_frame)
 
     def of_frames(self, frames: Mapping[str, Any], label: Any, rng: np.random.Generator):
-        """Decoded frames at `indices` -> ({pathway: (views, C, T, H, W)}, label)."""
+        """Decoded frames at `indices` -> ({pathway: uint8 (views, C, T, H, W)}, label)."""
         return stack_views(frames, label, self.clip_views, self.transform, rng)
 
     def of_video(self, source: str | Path) -> dict[str, torch.Tensor]:
-        """Every view of a whole video file (or frame folder): {pathway: (views, C, T, H, W)}."""
+        """Every view of a whole video file (or frame folder): {pathway: uint8 (views, C, T, H, W)}."""
         rng = np.random.default_rng(0)  # the protocol draws nothing; a fixed generator keeps it so regardless
         frames = read_frames_multi(source, self.indices(probe_video(source).num_frames, rng))
         return self.of_frames(frames, None, rng)[0]
 
     def placeholder(self) -> dict[str, torch.Tensor]:
-        """Zero views shaped like a real video's: {pathway: (views, 3, T, crop_size, crop_size)}."""
+        """Zero views shaped like a real video's: {pathway: uint8 (views, 3, T, crop_size, crop_size)}."""
         size = self.crop_size
-        return {name: torch.zeros(self.views, 3, t, size, size)
+        return {name: torch.zeros(self.views, 3, t, size, size, dtype=torch.uint8)
                 for name, t in self.frame_sampler.frames_per_view.items()}

@@ -1,4 +1,4 @@
-"""Transforms from decoded uint8 clips to normalised float tensors for the models.
+"""Transforms of decoded uint8 clips: resize, crops, flips, in uint8, for the DataLoader to carry.
 
 Protocol
 --------
@@ -8,11 +8,15 @@ uint8 ``(T, H, W, 3)`` RGB, numpy or torch. Every transform is called as
 call from the numpy ``rng`` and apply them to every frame of every pathway, so all pathways of a sample see the
 same crop and flip (pathways must share H and W). Only the flip touches the label (left/right class swap).
 
-Inside the pipeline clips are float32 ``(T, C, H, W)`` with values in [0, 255] (``ToFloat``); multi-view test
-crops add a leading view axis, ``(V, T, C, H, W)``; ``Normalize`` maps to ``(x / 255 - mean) / std`` and
-``ToModelLayout`` gives the model layout ``(C, T, H, W)`` or ``(V, C, T, H, W)``.
+Inside the pipeline clips are ``(T, C, H, W)``: ``AsTensor`` views the decoded uint8 frames so (no copy, the
+channels stay innermost in memory), ``ToFloat`` converts them to float32 in [0, 255] instead; multi-view test
+crops add a leading view axis, ``(V, T, C, H, W)``; ``ToModelLayout`` gives the model layout ``(C, T, H, W)``
+or ``(V, C, T, H, W)``. ``Normalize`` maps float clips to ``(x / 255 - mean) / std``.
 
-``build_train_transform`` / ``build_test_transform`` assemble the standard recipes (TSM / ARC / SlowOnly).
+``build_train_transform`` / ``build_test_transform`` assemble the standard recipes (TSM / ARC / SlowOnly) in
+uint8 and leave the normalisation to the device (fineact.data.model_input): the frames are resized once, in
+uint8 and before any crop (antialiased bilinear, like PIL), the crops are views, and the only per-pixel
+copies left on the CPU are the crop's resize, the flip and the layout, on crop-sized frames.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fineact.data.model_input import IMAGENET_MEAN, IMAGENET_STD, normalize
 from fineact.errors import ConfigError, VideoError
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SSV1_FLIP_LABEL_MAP",
+    "AsTensor",
     "CentreCrop",
     "ClipTransform",
     "Compose",
@@ -42,14 +48,13 @@ __all__ = [
     "TenCrop",
     "ThreeCrop",
     "ToFloat",
+    "ToLoaderLayout",
     "ToModelLayout",
     "build_test_transform",
     "build_train_transform",
     "resize_target",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Something-Something V1, classes in sorted-name order: "... from left to right" <-> "... from right to left".
 SSV1_FLIP_LABEL_MAP = {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}
 
@@ -107,11 +112,18 @@ class _Spatial(ClipTransform):
 # -------------------------------------------------------------------------------------- format / values
 
 
+class AsTensor(ClipTransform):
+    """uint8 ``(T, H, W, 3)`` numpy/torch -> uint8 ``(T, 3, H, W)``: a view of the same memory, no copy."""
+
+    def apply(self, clips, label, rng):
+        return {name: _frames_tensor(name, clip) for name, clip in clips.items()}, label
+
+
 class ToFloat(ClipTransform):
     """uint8 ``(T, H, W, 3)`` numpy/torch -> float32 ``(T, 3, H, W)`` with values in [0, 255]."""
 
     def apply(self, clips, label, rng):
-        return {name: _to_float(name, clip) for name, clip in clips.items()}, label
+        return {name: _frames_tensor(name, clip).float() for name, clip in clips.items()}, label
 
 
 class Normalize(ClipTransform):
@@ -121,12 +133,9 @@ class Normalize(ClipTransform):
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ConfigError(f"Normalize needs 3 means and 3 positive stds, got mean={mean}, std={std}")
         self.mean, self.std = tuple(mean), tuple(std)
-        # x * scale + shift == (x / 255 - mean) / std, as two elementwise ops
-        self._scale = 1.0 / (255.0 * torch.tensor(self.std)).view(3, 1, 1)
-        self._shift = (-torch.tensor(self.mean) / torch.tensor(self.std)).view(3, 1, 1)
 
     def apply(self, clips, label, rng):
-        return {name: clip * self._scale + self._shift for name, clip in clips.items()}, label
+        return {name: normalize(clip, self.mean, self.std, channel_axis=-3) for name, clip in clips.items()}, label
 
 
 class ToModelLayout(ClipTransform):
@@ -136,12 +145,22 @@ class ToModelLayout(ClipTransform):
         return {name: clip.transpose(-4, -3).contiguous() for name, clip in clips.items()}, label
 
 
+class ToLoaderLayout(ClipTransform):
+    """``(T, C, H, W)`` -> ``(C, T, H, W)`` (and with a view axis) as the DataLoader carries it: the model's axes,
+    the decoder's memory order (channels innermost, ``(T, H, W, C)`` dense). At most one copy, none when the
+    last step (a flip, a resize) already wrote the frames so; ``collate_batch`` stacks them without a transpose."""
+
+    def apply(self, clips, label, rng):
+        return {name: clip.movedim(-3, -1).contiguous().movedim(-1, -4) for name, clip in clips.items()}, label
+
+
 # ------------------------------------------------------------------------------------------ geometry
 
 
 class Resize(_Spatial):
     """Bilinear resize of every frame: ``size`` int = short side to ``size`` (long side ``int(long*size/short)``,
-    as torchvision), or ``(H, W)`` fixed. Antialiased, so downscaling averages like PIL does."""
+    as torchvision), or ``(H, W)`` fixed. Antialiased, so downscaling averages like PIL does; uint8 frames are
+    resized in uint8 (rounded to the nearest level) and float frames in float."""
 
     def __init__(self, size: int | tuple[int, int]):
         self.size = _check_size(size, "Resize")
@@ -353,26 +372,24 @@ def build_train_transform(
     *,
     scales: Sequence[float] = (1, 0.875, 0.75, 0.66),
     area: tuple[float, float] = (0.08, 1.0),
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
 ) -> Compose:
-    """uint8 clips -> ``(C, T, size, size)``: resize (short side int, or (H, W); None = keep), a random crop
-    ("multiscale": TSM's MultiScaleCrop with ``scales``; "random_resized": RandomResizedCrop with ``area``),
-    an optional flip (with ``flip_label_map`` swaps) and normalisation. The ARC SSv1 recipe is
-    ``resize=(240, 320), kind="multiscale", flip_label_map=SSV1_FLIP_LABEL_MAP``."""
+    """uint8 clips -> uint8 ``(C, T, size, size)``: resize (short side int, or (H, W); None = keep), a random
+    crop ("multiscale": TSM's MultiScaleCrop with ``scales``; "random_resized": RandomResizedCrop with
+    ``area``) and an optional flip (with ``flip_label_map`` swaps); normalised on the device (model_input).
+    The ARC SSv1 recipe is ``resize=(240, 320), kind="multiscale", flip_label_map=SSV1_FLIP_LABEL_MAP``."""
     if kind == "multiscale":
         crop: ClipTransform = MultiScaleCrop(size, scales)
     elif kind == "random_resized":
         crop = RandomResizedCrop(size, area)
     else:
         raise ConfigError(f"train transform kind must be 'multiscale' or 'random_resized', got {kind!r}")
-    steps: list[ClipTransform] = [ToFloat()]
+    steps: list[ClipTransform] = [AsTensor()]
     if resize is not None:
         steps.append(Resize(resize))
     steps.append(crop)
     if flip:
         steps.append(RandomHorizontalFlip(0.5, flip_label_map))
-    steps += [Normalize(mean, std), ToModelLayout()]
+    steps.append(ToLoaderLayout())
     return Compose(steps)
 
 
@@ -380,19 +397,17 @@ def build_test_transform(
     size: int = 224,
     resize: int | tuple[int, int] | None = 256,
     crops: int = 1,
-    *,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
 ) -> Compose:
-    """uint8 clips -> resize (short side 256 by default) -> 1 centre crop ``(C, T, size, size)``, or 3 / 10 crops
-    ``(V, C, T, size, size)`` -> normalisation. The result's ``crop_views`` attribute is the number of crops."""
+    """uint8 clips -> resize (short side 256 by default) -> 1 centre crop, uint8 ``(C, T, size, size)``, or 3 /
+    10 crops ``(V, C, T, size, size)``; normalised on the device (model_input). The result's ``crop_views``
+    attribute is the number of crops."""
     view_crops: dict[int, Callable[[Any], ClipTransform]] = {1: CentreCrop, 3: ThreeCrop, 10: TenCrop}
     if crops not in view_crops:
         raise ConfigError(f"test crops must be 1, 3 or 10, got {crops!r}")
-    steps: list[ClipTransform] = [ToFloat()]
+    steps: list[ClipTransform] = [AsTensor()]
     if resize is not None:
         steps.append(Resize(resize))
-    steps += [view_crops[crops](size), Normalize(mean, std), ToModelLayout()]
+    steps += [view_crops[crops](size), ToLoaderLayout()]
     return Compose(steps, crop_views=crops)
 
 
@@ -404,13 +419,13 @@ def resize_target(sizes: Sequence[int]) -> int | tuple[int, int]:
 # -------------------------------------------------------------------------------------------- helpers
 
 
-def _to_float(name: str, clip) -> torch.Tensor:
+def _frames_tensor(name: str, clip) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(clip)) if isinstance(clip, np.ndarray) else clip
     is_frames = isinstance(tensor, torch.Tensor) and tensor.ndim == 4 and tensor.shape[-1] == 3
     if not is_frames or tensor.dtype != torch.uint8:
         found = f"{type(clip).__name__} {getattr(clip, 'dtype', '?')} {tuple(getattr(clip, 'shape', ()))}"
         raise VideoError(f"clip {name!r}: expected uint8 frames (T, H, W, 3), found {found}")
-    return tensor.permute(0, 3, 1, 2).float()
+    return tensor.permute(0, 3, 1, 2)
 
 
 def _shared_size(clips: Clips) -> tuple[int, int]:
@@ -433,6 +448,7 @@ def _resize(clip: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     if tuple(clip.shape[-2:]) == tuple(shape):
         return clip
     frames = clip.reshape(-1, *clip.shape[-3:])  # interpolate wants (N, C, H, W): fold T (and V) into N
+    # uint8 frames resize in uint8 (torch's integer kernels, fastest with the channels innermost, as decoded)
     resized = F.interpolate(frames, size=shape, mode="bilinear", align_corners=False, antialias=True)
     return resized.reshape(*clip.shape[:-2], *shape)
 

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from fineact.data.annotations import Sample, read_annotations, read_finegym_untrimmed_split
 from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDataset
+from fineact.data.model_input import collate_batch
 from fineact.data.sampling import sampler_for
 from fineact.data.test_views import TestViews
 from fineact.data.transforms import build_train_transform, resize_target
@@ -96,7 +97,7 @@ class VideoDataModule(L.LightningDataModule):
                 views = TestViews.from_config(data, self.clip_specs)
                 frame_sampler, transform = views.frame_sampler, views.transform
             options = ClipDatasetOptions(mode=mode, filename_template=data.filename_template,
-                                         start_index=data.start_index)
+                                         start_index=data.start_index, decode_threads=data.decode_threads)
             if data[split] is not None and data[split].shards:
                 self._datasets[key] = pack_dataset(self.cfg, split, frame_sampler, transform, options)
             else:
@@ -159,6 +160,7 @@ class VideoDataModule(L.LightningDataModule):
             return pack_loader(dataset, self, workers)
         return ForkSafeDataLoader(dataset, batch_size=data.batch_size,
                                   sampler=self.keyed_sampler(len(dataset), shuffle), num_workers=workers,
+                                  collate_fn=collate_batch,
                                   pin_memory=data.pin_memory and torch.cuda.is_available(),
                                   persistent_workers=data.persistent_workers and workers > 0, drop_last=False,
                                   prefetch_factor=data.prefetch_factor if workers > 0 else None,

@@ -34,7 +34,7 @@ def extract_features(module, datamodule: VideoDataModule, split: str, out_path: 
     labels, indices = [], []
     total = len(loader)
     for step, batch in enumerate(loader, 1):
-        clips = batch["clips"]
+        clips = module.normalization.clips(_to_device(batch["clips"], module.device))  # on the device, as in training
         first = next(iter(clips.values())) if isinstance(clips, dict) else clips
         b, v = first.shape[:2]
         flat = {k: t.flatten(0, 1) for k, t in clips.items()} if isinstance(clips, dict) else clips.flatten(0, 1)
@@ -53,6 +53,10 @@ def extract_features(module, datamodule: VideoDataModule, split: str, out_path: 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out_path))
     return out_path
+
+
+def _to_device(clips, device):
+    return {k: t.to(device) for k, t in clips.items()} if isinstance(clips, dict) else clips.to(device)
 
 
 class FeatureDataset(Dataset):

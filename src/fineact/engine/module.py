@@ -4,18 +4,22 @@ optimiser wiring.
 A batch is a dict: "clips" (a tensor, or {pathway: tensor} for multi-pathway models; evaluation batches carry
 a view axis after the batch axis: (B, V, C, T, H, W)), "label" (finest labels), "index" (sample indices) and
 "skipped" (unreadable videos the dataset replaced or marked; the UnreadableVideos callback counts them).
+Clips arrive as uint8 and are normalised once on the device, in `on_after_batch_transfer`
+(fineact.data.model_input).
 The engineering lives next to the Trainer: unreadable-video accounting (unreadable_videos.py), channels_last
 and torch.compile (performance.py).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fineact.data.model_input import normalization_for
 from fineact.engine.metrics import LevelMetrics
 from fineact.engine.model_factory import build_from_config
 from fineact.engine.optim import build_optimizer
@@ -23,6 +27,11 @@ from fineact.engine.results import EvaluationResults
 from fineact.errors import ConfigError, FineactError
 from fineact.labels import LabelLevels, consistent_predict, consistent_samples
 from fineact.models.multitask import level_loss
+
+# Lightning tells every run that the module's on_after_batch_transfer is used although a datamodule is given:
+# that is the design (normalisation is the model's business, whatever the data), so the notice is noise.
+warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule` "
+                        r"but have passed in a `LightningDataModule`")
 
 
 def _map_clips(clips, fn):
@@ -77,10 +86,19 @@ class RecognitionModule(L.LightningModule):
         self.val_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
         self.test_metrics = LevelMetrics(num_classes, tuple(self.cfg.eval.topk), consistent)
         self.test_results: EvaluationResults | None = None
+        self.normalization = normalization_for(self.cfg.data)
+
+    # -- input ---------------------------------------------------------------------------------------------
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 clips -> normalised float32, on the device: the loader sent a quarter of the bytes."""
+        if isinstance(batch, dict) and "clips" in batch:
+            batch["clips"] = self.normalization.clips(batch["clips"])
+        return batch
 
     # -- forward -----------------------------------------------------------------------------------------
     def forward(self, clips) -> dict[str, torch.Tensor]:
-        outputs = self.model(clips)
+        """{level: logits}; uint8 clips (straight from the test views) are normalised first."""
+        outputs = self.model(self.normalization.clips(clips))
         if isinstance(outputs, torch.Tensor):
             return {self.trained_levels[0]: outputs}
         return {level: outputs[level] for level in self.trained_levels}
