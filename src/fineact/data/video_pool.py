@@ -33,7 +33,7 @@ import numpy as np
 from fineact.data import video as _video
 from fineact.errors import VideoError
 
-__all__ = ["POOL_SIZE", "proves_constant_rate", "read_window", "read_window_multi", "warn_not_seekable"]
+__all__ = ["POOL_SIZE", "close_videos", "proves_constant_rate", "read_window", "read_window_multi", "warn_not_seekable"]
 
 POOL_SIZE = 8
 _warned: set[str] = set()
@@ -127,6 +127,15 @@ def _this_process_pool() -> _Pool:
             _inherited.append(pool)
         pool = _local.pool = _Pool()
     return pool
+
+
+def close_videos() -> None:
+    """Close this thread's open videos (an open decoder keeps one preallocated frame alive; tests free them)."""
+    pool = getattr(_local, "pool", None)
+    if pool is not None and pool.pid == os.getpid():
+        for video in pool.videos.values():
+            video.close()
+        pool.videos.clear()
 
 
 def _read_unique(path: Path, targets: list[int], decode_threads: int) -> dict[int, np.ndarray]:
