@@ -31,7 +31,11 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except OSError as exc:
+    except Exception as raised:
+        # torch.save reports a failed write as a RuntimeError of its own, the OSError only in the chain.
+        exc = _os_error_in(raised)
+        if exc is None:
+            raise
         if exc.errno in DISK_FULL:
             previous = (f"the previous {path.name} is intact" if path.exists() else
                         f"no {path.name} was written")
@@ -41,11 +45,22 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
                               "again") from None
         if exc.filename is None:  # a write on an open handle names no file: name the one being written
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
+        raise exc from None
     finally:
         if temporary.exists():
             temporary.unlink()
     return path
+
+
+def _os_error_in(exc: BaseException | None) -> OSError | None:
+    """`exc` or the first OSError it was raised from or during."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def atomic_write_text(path: str | Path, text: str, what: str = "file") -> Path:
