@@ -97,6 +97,9 @@ CASES = [
          files={"run/checkpoints/last.ckpt": b""}, id="resume-empty"),
     Case("train {cfg} output_dir={tmp}/run --resume", "model.args.base_channels: checkpoint 8, config 4",
          files={"run/checkpoints/last.ckpt": lambda ctx: ctx["wide_ckpt"].read_bytes()}, id="resume-other-model"),
+    Case("train {cfg} output_dir={tmp}/run --resume model.args.dropout=0.1",
+         "model.args.dropout: checkpoint 0.5, config 0.1",
+         files={"run/checkpoints/last.ckpt": lambda ctx: ctx["ckpt"].read_bytes()}, id="resume-other-settings"),
     Case("train {cfg} output_dir={tmp}/run", "holds a previous run",
          files={"run/checkpoints/last.ckpt": lambda ctx: ctx["ckpt"].read_bytes()}, id="train-previous-run"),
     # -- test: checkpoint files
