@@ -131,7 +131,8 @@ CASES = [
     Case("test {cfg} --checkpoint {ckpt} --split test", "no such split", id="test-split-absent"),
     # -- predict
     Case("predict --checkpoint {export} --topk 0 {video}", "expected a positive integer", id="predict-topk-0"),
-    Case("predict --checkpoint {export} --device cdua {video}", "--device: expected cpu, cuda", id="predict-device-typo"),
+    Case("predict --checkpoint {export} --device cdua {video}", "--device: expected cpu, cuda",
+         id="predict-device-typo"),
     Case("predict --checkpoint {export} --device cuda {video}", "'cuda' is not available", id="predict-device-cuda",
          **GPU),
     Case("predict --checkpoint {export} https://example.org/v.mp4", "URLs are not supported", id="predict-url"),
@@ -155,6 +156,7 @@ CASES = [
     # -- demo / analyze / layers / gradcam / export
     Case("demo --out {tmp}/afile", "is a file, but a folder is needed", files={"afile": b"x"}, id="demo-out-file"),
     Case("demo --base-epochs 0", "expected a positive integer", id="demo-epochs-0"),
+    Case("demo --workers -1", "expected an integer >= 0", id="demo-workers-negative"),
     Case("analyze {tmp}/run --compare baseline", "expected NAME=RUN_DIR", id="analyze-compare-syntax"),
     Case("analyze {tmp}/norun", "norun", id="analyze-run-missing"),
     Case("layers no_such_model", "no_such_model", id="layers-unknown-model"),
@@ -162,6 +164,7 @@ CASES = [
     Case("gradcam {tmp}/missing.mp4 --checkpoint {export} --out {tmp}/cam", "missing.mp4", id="gradcam-video-missing"),
     Case("gradcam {video} --checkpoint {export} --out {tmp}/afile", "is a file, but a folder is needed",
          files={"afile": b"x"}, id="gradcam-out-file"),
+    Case("gradcam {video} --checkpoint {export} --target -1", "expected an integer >= 0", id="gradcam-target"),
     Case("export {tmp}/t.ckpt", "the file is truncated", files={"t.ckpt": _truncated("ckpt")},
          id="export-ckpt-truncated"),
     Case("export {ckpt} --format pdf", "invalid choice", id="export-format"),
@@ -280,6 +283,20 @@ def test_operating_system_errors_name_the_file(code, fragment, capsys):
     assert fragment in err and "/data/out/file.bin" in err and "Traceback" not in err
 
 
+def test_a_full_disk_that_a_library_reports_as_its_own_error_is_still_named(capsys):
+    from fineact.boundary import run_command
+
+    def fails(args):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/model.onnx")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")
+
+    assert run_command("export", fails, None) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "/data/model.onnx" in err and "Traceback" not in err
+
+
 def test_pytorch_advice_to_load_code_is_never_relayed(capsys):
     from fineact.boundary import run_command
     from fineact.errors import WeightsError
@@ -375,6 +392,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(ctx, tmp_
         io.save_checkpoint({**previous, "epoch": 1}, last)
     message = str(info.value)
     assert "disk is full" in message and str(last) in message and "previous last.ckpt is intact" in message
+    assert "--resume" in message
     assert last.read_bytes() == before  # the previous checkpoint is intact, byte for byte
     assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]  # no partial file left behind
     monkeypatch.undo()
@@ -393,7 +411,8 @@ def test_a_full_disk_during_export_says_so_and_keeps_the_previous_export(ctx, tm
 
     status = run_command("train", lambda args: export_weights(module, tmp_path / "model"), None)
     err = capsys.readouterr().err
-    assert status == 2 and "disk is full" in err and str(weights) in err and "previous model.safetensors is intact" in err
+    assert status == 2 and "disk is full" in err and str(weights) in err
+    assert "previous model.safetensors is intact" in err
     assert weights.read_bytes() == before
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
 

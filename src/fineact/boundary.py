@@ -20,8 +20,11 @@ import traceback
 from typing import Any, Callable
 
 from fineact.errors import FineactError
+from fineact.files import os_error_in
 
 EXIT_DONE, EXIT_PROBLEMS, EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+# Failures of the machine, not of fineact, even when a library reports them as another exception.
+ENVIRONMENT_ERRORS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EACCES, errno.EPERM, errno.EROFS}
 BUG_REPORT = ("this is a bug in fineact, not a mistake in what you gave it: please report it with the "
               "traceback above, the command line and `fineact --version`")
 
@@ -38,6 +41,9 @@ def run_command(command: str, handler: Callable[[Any], int], args: Any) -> int:
         print(f"fineact {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug, reported as one
+        wrapped = os_error_in(exc)  # torch's writers report a failed write as a RuntimeError raised during it
+        if wrapped is not None and wrapped.errno in ENVIRONMENT_ERRORS:
+            return _user_error(command, describe_os_error(wrapped))
         if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA), without importing torch
             return _user_error(command, f"out of GPU memory ({str(exc).splitlines()[0][:160]}); lower "
                                         "data.batch_size, or use trainer.precision=bf16-mixed")

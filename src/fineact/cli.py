@@ -26,14 +26,21 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 3,4,5, got {text!r}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= minimum (a count, a size), refused with the value otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise argparse.ArgumentTypeError(f"expected {expected}, found {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _at_least(1)
 
 
 # -- profile ----------------------------------------------------------------------------------------------
@@ -252,7 +259,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=".fineact_cache/demo_data", help="where the dataset is cached")
     p.add_argument("--base-epochs", type=_positive_int, default=None, help="epochs per base model")
     p.add_argument("--fusion-epochs", type=_positive_int, default=None, help="epochs of the fusion stage")
-    p.add_argument("--workers", type=_positive_int, default=1, help="DataLoader workers")
+    p.add_argument("--workers", type=_at_least(0), default=1, help="DataLoader workers")
     p.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     p.set_defaults(handler=_run_demo)
 
@@ -339,7 +346,7 @@ def _add_gradcam(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--layer", action="append", default=None, help="layer name (repeatable; default res3)")
     p.add_argument("--level", default=None, help="which level's head to explain (multi-level models)")
-    p.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
+    p.add_argument("--target", type=_at_least(0), default=None, help="class index (default: the predicted class)")
     p.add_argument("--out", default="gradcam", help="output folder")
     p.set_defaults(handler=_run_gradcam)
 
@@ -366,7 +373,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a .ckpt from training or an exported .safetensors")
     p.add_argument("--format", choices=["torchscript", "onnx", "exported-program"], default="onnx")
     p.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
-    p.add_argument("--size", type=_positive_int, default=None, help="input size S x S (default: the config's crop size)")
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="input size S x S (default: the config's crop size)")
     p.add_argument("--verify", action="store_true", help="report the max abs difference to the eager model")
     p.set_defaults(handler=_run_export)
 

@@ -20,8 +20,10 @@ from fineact.errors import OutputError
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str = "file") -> Path:
-    """Write `path` through `write(handle)` atomically; `what` names the file in errors ("checkpoint", ...)."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str = "file",
+                 then: str = "run again") -> Path:
+    """Write `path` through `write(handle)` atomically; `what` names the file in errors ("checkpoint", ...) and
+    `then` says what to do once there is space."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -33,7 +35,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
         os.replace(temporary, path)
     except Exception as raised:
         # torch.save reports a failed write as a RuntimeError of its own, the OSError only in the chain.
-        exc = _os_error_in(raised)
+        exc = os_error_in(raised)
         if exc is None:
             raise
         if exc.errno in DISK_FULL:
@@ -41,8 +43,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
                         f"no {path.name} was written")
             raise OutputError(f"{what} {path}: the disk is full (no space left on device) while writing it; "
                               f"{previous} (files are written to a temporary file and renamed only when complete)."
-                              f" Free space on the disk holding {path.parent} or choose another folder, then run "
-                              "again") from None
+                              f" Free space on the disk holding {path.parent} or choose another folder, then "
+                              f"{then}") from None
         if exc.filename is None:  # a write on an open handle names no file: name the one being written
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise exc from None
@@ -52,7 +54,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
     return path
 
 
-def _os_error_in(exc: BaseException | None) -> OSError | None:
+def os_error_in(exc: BaseException | None) -> OSError | None:
     """`exc` or the first OSError it was raised from or during."""
     seen = set()
     while exc is not None and id(exc) not in seen:

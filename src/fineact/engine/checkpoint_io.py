@@ -19,7 +19,8 @@ from fineact.interop.weights import torch_load_weights_only
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    atomic_write(path, lambda handle: torch.save(obj, handle), "checkpoint")
+    atomic_write(path, lambda handle: torch.save(obj, handle), "checkpoint",
+                 then="continue the run with `fineact train CONFIG --resume`")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
