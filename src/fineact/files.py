@@ -45,7 +45,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
                               f"{previous} (files are written to a temporary file and renamed only when complete)."
                               f" Free space on the disk holding {path.parent} or choose another folder, then "
                               f"{then}") from None
-        if exc.filename is None:  # a write on an open handle names no file: name the one being written
+        if exc.filename is None and exc.errno is not None:  # a write on a handle names no file: name this one
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise exc from None
     finally:

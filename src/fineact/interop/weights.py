@@ -77,8 +77,6 @@ def load_failure(path: Path, exc: BaseException, what: str = "weights file") -> 
 
     PyTorch's own messages end with advice to retry with `weights_only=False`, which would let the file run
     code: that advice is never relayed."""
-    import pickle
-
     size = path.stat().st_size if path.is_file() else 0
     if size == 0:
         return WeightsError(f"{what} {path}: the file is empty (0 bytes), e.g. an interrupted copy or download")
@@ -88,14 +86,14 @@ def load_failure(path: Path, exc: BaseException, what: str = "weights file") -> 
     if path.suffix != ".safetensors" and magic != b"PK" and not magic.startswith(b"\x80"):
         return WeightsError(f"{what} {path}: cannot be read: not a PyTorch file (it starts with {magic!r}, not "
                             "like a torch.save archive)")
-    if isinstance(exc, pickle.UnpicklingError):
+    if type(exc).__name__ == "UnpicklingError":  # by name: fineact imports no pickle module
         try:
             names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         except Exception:
             names = []
         found = f" (it holds {', '.join(names[:5])})" if names else ""
-        return WeightsError(f"{what} {path}: it holds Python objects other than tensors{found}; fineact reads "
-                            "weights only, since loading such objects can run code from the file")
+        return WeightsError(f"{what} {path}: it holds Python objects other than tensors{found}; fineact loads "
+                            "checkpoints weights-only, since loading such objects can run code from the file")
     if isinstance(exc, EOFError) or "central directory" in text or "PytorchStreamReader" in text \
             or "incomplete metadata" in text or "header too small" in text:
         return WeightsError(f"{what} {path}: the file is truncated or not a PyTorch/safetensors file ({size} "
