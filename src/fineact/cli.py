@@ -1,6 +1,7 @@
 """The `fineact` command. Each subcommand parses its arguments here and calls the Python API.
 
-User mistakes (FineactError) print one clear message and exit with status 2, never a traceback.
+Every subcommand runs behind one boundary (fineact/boundary.py): a user mistake prints one clear message and
+exits with status 2, never a traceback; exit statuses are listed there.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import sys
 from typing import Callable
 
-from fineact.errors import FineactError
+from fineact.boundary import run_command
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -25,6 +26,23 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 3,4,5, got {text!r}")
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= minimum (a count, a size), refused with the value otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise argparse.ArgumentTypeError(f"expected {expected}, found {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _at_least(1)
+
+
 # -- profile ----------------------------------------------------------------------------------------------
 
 def _add_profile(sub: argparse._SubParsersAction) -> None:
@@ -33,11 +51,11 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
                                    "one or more registered models with PyTorch's flop counter, next to the "
                                    "figures the papers publish.")
     p.add_argument("models", nargs="+", metavar="MODEL", help="registered model names (see `fineact models`)")
-    p.add_argument("--num-classes", type=int, default=None, help="classifier size (default: the model's)")
-    p.add_argument("--frames", type=int, default=None, help="frames per clip T (default: the model's)")
-    p.add_argument("--size", type=int, default=224, help="spatial size S of the S x S input (default 224)")
+    p.add_argument("--num-classes", type=_positive_int, default=None, help="classifier size (default: the model's)")
+    p.add_argument("--frames", type=_positive_int, default=None, help="frames per clip T (default: the model's)")
+    p.add_argument("--size", type=_positive_int, default=224, help="spatial size S of the S x S input (default 224)")
     p.add_argument("--arc-stages", type=_int_tuple, default=None, help="ARC stages, e.g. 3,4,5 or none")
-    p.add_argument("--arc-steps", type=int, default=None, help="ARC recursive steps n")
+    p.add_argument("--arc-steps", type=_positive_int, default=None, help="ARC recursive steps n")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_run_profile)
 
@@ -134,8 +152,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                                    "level it predicts, with names and probabilities.")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
     p.add_argument("--checkpoint", required=True, help="a .ckpt from training or an exported .safetensors")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--topk", type=_positive_int, default=5, help="classes shown per level (>= 1)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     p.add_argument("--json", action="store_true", help="print one JSON object {video: {level: [...]}}")
     _add_window_flags(p)
     p.set_defaults(handler=_run_predict)
@@ -145,27 +163,29 @@ def _add_window_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sliding windows over long videos (--windows; method: fineact/windows/segments.py)")
     g.add_argument("--windows", action="store_true", help="slide the model's clip over each whole video and "
                    "write a timeline: timeline.json, segments.csv, timeline.png")
-    g.add_argument("--stride", type=int, default=None, help="frames between window starts (default 8)")
+    g.add_argument("--stride", type=_positive_int, default=None, help="frames between window starts (default 8)")
     g.add_argument("--window", type=float, default=None, metavar="SECONDS",
                    help="window length of segment models (TSN/TSM); default: the typical training clip duration "
                         "recorded in the export's JSON")
     g.add_argument("--out", default="runs/predict_windows", help="output folder (one subfolder per video)")
     g.add_argument("--render", default=None, metavar="FILE.mp4", help="also write the video with the labels "
                    "drawn on each frame (in the video's output folder)")
-    g.add_argument("--smooth", type=int, default=5, help="windows in the smoothing filter (1 = none)")
+    g.add_argument("--smooth", type=_positive_int, default=5, help="windows in the smoothing filter (1 = none)")
     g.add_argument("--threshold", type=float, default=0.4, help="background below this smoothed probability")
     g.add_argument("--background-class", default=None, help="a finest-level class meaning 'no element'")
-    g.add_argument("--min-windows", type=int, default=2, help="shorter runs merge into their neighbour")
-    g.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    g.add_argument("--min-windows", type=_positive_int, default=2, help="shorter runs merge into their neighbour")
+    g.add_argument("--batch-size", type=_positive_int, default=16, help="windows per forward pass")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run_predict_windows(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fineact.files import check_output_dir
     from fineact.predict import load_model
     from fineact.windows import SegmentOptions
 
+    check_output_dir(args.out, "--out")
     predictor = load_model(args.checkpoint, args.device)
     options = SegmentOptions(smooth=args.smooth, threshold=args.threshold, background_class=args.background_class,
                              min_windows=args.min_windows)
@@ -184,20 +204,32 @@ def _run_predict_windows(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from fineact.engine.lightning_values import torch_device
+    from fineact.errors import FineactError
     from fineact.predict import Predictor, format_predictions, load_model
 
+    args.device = str(torch_device(args.device))
     if args.windows:
         return _run_predict_windows(args)
     predictor = load_model(args.checkpoint, args.device)
-    results = {}
+    results, failed = {}, []
     for video in args.videos:
-        predictions = predictor.predict(video, topk=args.topk)
+        try:  # one unreadable file is reported; the others are still predicted
+            predictions = predictor.predict(video, topk=args.topk)
+        except FineactError as exc:
+            print(f"fineact predict: error: {exc}", file=sys.stderr)
+            failed.append(video)
+            continue
         if args.json:
             results[video] = Predictor.as_json(predictions)
         else:
             print(format_predictions(video, predictions))
     if args.json:
         print(json.dumps(results, indent=2))
+    if failed:
+        print(f"fineact predict: {len(failed)} of {len(args.videos)} files could not be predicted: "
+              f"{', '.join(failed)}", file=sys.stderr)
+        return 1 if len(failed) < len(args.videos) else 2
     return 0
 
 
@@ -220,7 +252,9 @@ def _run_extract(args: argparse.Namespace) -> int:
     from fineact.engine.checkpoints import load_module
     from fineact.engine.datamodule import VideoDataModule
     from fineact.engine.features import extract_features
+    from fineact.files import check_output_file
 
+    check_output_file(args.out, "--out")
     cfg = load_config(args.config, args.overrides)
     module = load_module(args.checkpoint, config_overrides=cfg)
     path = extract_features(module, VideoDataModule(cfg, module.levels, module.model), args.split, args.out)
@@ -237,7 +271,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
                                    "unreadable or too-short video; exit status 1 when any is found.")
     _config_args(p)
     p.add_argument("--full", action="store_true", help="decode every frame (slow, finds mid-file damage)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=_positive_int, default=2)
     p.set_defaults(handler=_run_check)
 
 
@@ -281,7 +315,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", nargs="+", required=True, metavar="SPLIT_FILE",
                    help="split files, e.g. gym99_train_element_v1.1.txt gym99_val_element.txt")
     p.add_argument("--out", required=True, help="output folder (clips in <out>/videos)")
-    p.add_argument("--workers", type=int, default=2, help="encoding processes (default 2)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="encoding processes (default 2)")
     p.add_argument("--crf", default="18", help="libx264 constant rate factor (default 18)")
     p.add_argument("--preset", default="fast", help="libx264 preset (default fast)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -313,7 +347,7 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", choices=("train", "val", "test"))
     p.add_argument("--out", required=True, help="the pack's folder (new, empty, or an interrupted pack)")
     p.add_argument("--shard-size", default="256MB", help="bytes per shard (default 256MB)")
-    p.add_argument("--workers", type=int, default=1, help="encoding processes")
+    p.add_argument("--workers", type=_positive_int, default=1, help="encoding processes")
     p.set_defaults(handler=_run_pack)
 
 
@@ -337,15 +371,19 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                                    "evaluate, predict on a few clips and write a report. CPU, a few minutes.")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--data-dir", default=".fineact_cache/demo_data", help="where the dataset is cached")
-    p.add_argument("--base-epochs", type=int, default=None, help="epochs per base model")
-    p.add_argument("--fusion-epochs", type=int, default=None, help="epochs of the fusion stage")
-    p.add_argument("--workers", type=int, default=1, help="DataLoader workers")
+    p.add_argument("--base-epochs", type=_positive_int, default=None, help="epochs per base model")
+    p.add_argument("--fusion-epochs", type=_positive_int, default=None, help="epochs of the fusion stage")
+    p.add_argument("--workers", type=_at_least(0), default=1, help="DataLoader workers")
     p.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     p.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from fineact.demo import finish_demo, run_demo
+    from fineact.files import check_output_dir
+
+    check_output_dir(args.out, "--out")
+    check_output_dir(args.data_dir, "--data-dir")
 
     kwargs = {k: v for k, v in (("base_epochs", args.base_epochs), ("fusion_epochs", args.fusion_epochs))
               if v is not None}
@@ -384,6 +422,10 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
 
 def _run_analyze(args: argparse.Namespace) -> int:
     from fineact.analysis.commands import analyze_run
+    from fineact.files import check_output_dir
+
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
 
     report = analyze_run(args.run, args.out, args.split, args.groups, dict(args.compare) or None, args.videos,
                          args.cam_layer, args.cam_level)
@@ -418,13 +460,16 @@ def _add_gradcam(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--layer", action="append", default=None, help="layer name (repeatable; default res3)")
     p.add_argument("--level", default=None, help="which level's head to explain (multi-level models)")
-    p.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
+    p.add_argument("--target", type=_at_least(0), default=None, help="class index (default: the predicted class)")
     p.add_argument("--out", default="gradcam", help="output folder")
     p.set_defaults(handler=_run_gradcam)
 
 
 def _run_gradcam(args: argparse.Namespace) -> int:
     from fineact.analysis.commands import gradcam_video
+    from fineact.files import check_output_dir
+
+    check_output_dir(args.out, "--out")
 
     for path in gradcam_video(args.checkpoint, args.video, args.out, args.layer, args.level, args.target):
         print(path)
@@ -442,7 +487,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a .ckpt from training or an exported .safetensors")
     p.add_argument("--format", choices=["torchscript", "onnx", "exported-program"], default="onnx")
     p.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
-    p.add_argument("--size", type=int, default=None, help="input size S x S (default: the config's crop size)")
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="input size S x S (default: the config's crop size)")
     p.add_argument("--verify", action="store_true", help="report the max abs difference to the eager model")
     p.set_defaults(handler=_run_export)
 
@@ -452,8 +498,11 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from fineact.data.test_views import TestViews
     from fineact.engine.checkpoints import load_module
+    from fineact.files import check_output_file
     from fineact.interop import EXPORT_FORMATS, export_model, verify_export
 
+    if args.out is not None:
+        check_output_file(args.out, "--out")
     module = load_module(args.checkpoint)
     out = args.out or str(Path(args.checkpoint).with_suffix(EXPORT_FORMATS[args.format]))
     # The export describes the inputs the test protocol feeds the model: crop size and normalisation.
@@ -492,11 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    try:
-        return args.handler(args)
-    except FineactError as exc:
-        print(f"fineact {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(args.command, args.handler, args)
 
 
 if __name__ == "__main__":

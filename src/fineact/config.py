@@ -318,7 +318,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected dotted key=value, e.g. optim.lr=0.01")
-        layers.append((f"override {item!r}", OmegaConf.from_dotlist([item])))
+        layers.append((f"override {item!r}", _parse_override(item)))
     cfg = schema
     for where, layer in layers:
         try:
@@ -333,6 +333,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     _absolutise_paths(cfg, ExperimentConfig, config_dir)
     validate(cfg, f"{source} with overrides {' '.join(overrides)}" if overrides else source)
     return cfg
+
+
+def _parse_override(item: str) -> DictConfig:
+    """One `key=value` override; malformed syntax (an empty key, an unclosed bracket) is a ConfigError."""
+    key = item.split("=", 1)[0]
+    if not key or any(not (part.isidentifier() or part.isdigit()) for part in key.split(".")):
+        raise ConfigError(f"override {item!r}: {key!r} is not a dotted key; expected section.key=value, e.g. "
+                          "optim.lr=0.01")
+    import yaml
+
+    try:
+        return OmegaConf.from_dotlist([item])
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
+        raise ConfigError(f"override {item!r}: malformed value ({str(exc).splitlines()[0]}); quote brackets and "
+                          "braces that are text, and close those that are lists/dicts, e.g. "
+                          "data.resize=[240,320]") from None
 
 
 def _absolutise_paths(node: DictConfig, section: type, config_dir: Path) -> None:
@@ -410,6 +426,10 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
          "false, or true with the tensorboard package installed (pip install -e .[tensorboard])",
          cfg.trainer.tensorboard)
     problems += _trainer_extra_problems(cfg.trainer.extra)
+    if not problems:  # then the values Lightning will see, against this machine (engine/lightning_values.py)
+        from fineact.engine.lightning_values import trainer_value_problems
+
+        problems += trainer_value_problems(cfg.trainer)
     if problems:
         raise ConfigError(f"{source}: invalid values:\n  " + "\n  ".join(problems))
 

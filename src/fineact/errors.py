@@ -28,3 +28,7 @@ class AnnotationError(FineactError):
 
 class VideoError(FineactError):
     """A video or frame folder cannot be read (missing, corrupt, empty, too short)."""
+
+
+class OutputError(FineactError):
+    """An output cannot be written: the disk is full, permission is denied, a file is where a folder is needed."""

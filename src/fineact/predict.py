@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from fineact.data.test_views import TestViews
+from fineact.errors import VideoError
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Predictor:
     def clips(self, source: str | Path) -> dict[str, torch.Tensor]:
         """Test views of a video as a batch of one: {pathway: uint8 (1, V, C, T, H, W)} (the module normalises
         them on its device)."""
+        refuse_urls(source)
         return {name: views.unsqueeze(0) for name, views in self.test_views.of_video(source).items()}
 
     @torch.no_grad()
@@ -78,6 +80,16 @@ class Predictor:
     @staticmethod
     def as_json(predictions: dict[str, list[Prediction]]) -> dict:
         return {level: [asdict(p) for p in top] for level, top in predictions.items()}
+
+
+URL_SCHEMES = ("http://", "https://", "ftp://", "rtsp://", "rtmp://", "s3://", "gs://")
+
+
+def refuse_urls(source: str | Path) -> None:
+    """fineact reads local files only (no network at run time): a URL is refused with what to do instead."""
+    if isinstance(source, str) and source.lower().startswith(URL_SCHEMES):
+        raise VideoError(f"video {source}: URLs are not supported (fineact reads local files only); download "
+                         "the file first and give its path")
 
 
 def load_model(checkpoint: str | Path, device: str = "cpu") -> Predictor:

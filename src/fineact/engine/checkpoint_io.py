@@ -8,29 +8,19 @@ on another file system.) Reading always uses `torch.load(weights_only=True)`: a 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from fineact.errors import WeightsError
+from fineact.files import atomic_write
+from fineact.interop.weights import torch_load_weights_only
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    atomic_write(path, lambda handle: torch.save(obj, handle), "checkpoint",
+                 then="continue the run with `fineact train CONFIG --resume`")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -39,6 +29,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location: Optional[Callable] = None,
                         weights_only: Optional[bool] = None) -> dict:
-        if not Path(path).is_file():
-            raise WeightsError(f"checkpoint {path}: not found")
-        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        return torch_load_weights_only(path, "checkpoint", map_location=map_location or "cpu")

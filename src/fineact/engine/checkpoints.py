@@ -16,22 +16,20 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fineact.errors import WeightsError
+from fineact.files import atomic_write
 from fineact.interop.sidecar import WEIGHTS_FORMAT, read_sidecar, sidecar_path, write_sidecar
-from fineact.interop.weights import load_strict, read_weights_file
+from fineact.interop.trained_for import SIDECAR_KEY, trained_for
+from fineact.interop.weights import load_strict, read_weights_file, torch_load_weights_only
 
 # Sections of a config that describe the run, not the model: `fineact test` takes them from its own config.
 RUN_SECTIONS = ("data", "eval", "trainer", "output_dir", "name", "seed")
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"checkpoint {path}: not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"checkpoint {path}: cannot be read as a weights-only checkpoint "
-                           f"({type(exc).__name__}: {exc})") from None
+    checkpoint = torch_load_weights_only(path, "checkpoint")
+    if not isinstance(checkpoint, dict):
+        raise WeightsError(f"checkpoint {path}: expected a dict, found {type(checkpoint).__name__}")
+    return checkpoint
 
 
 def _model_state(state_dict: dict) -> dict:
@@ -85,15 +83,17 @@ def export_weights(module, stem: str | Path, extra: dict | None = None) -> Path:
     """Write `<stem>.safetensors` + `<stem>.json`; returns the safetensors path.
 
     `extra`: more fields for the JSON (e.g. `training_clips`, see fineact.windows.training_clips)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     weights = Path(stem).with_suffix(".safetensors")
-    weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.model.state_dict().items()}
-    save_file(tensors, str(weights))
+    # Atomic: a full disk leaves the previous export intact (and says so) instead of half a file.
+    atomic_write(weights, lambda handle: handle.write(save(tensors)), "exported weights")
     write_sidecar(weights, WEIGHTS_FORMAT, {"config": weights_free_config(module.hparams["config"]),
                                             "levels": module.hparams["levels"],
-                                            "trained_levels": module.trained_levels, **(extra or {})})
+                                            "trained_levels": module.trained_levels,
+                                            SIDECAR_KEY: trained_for(module.trained_levels, module.model.clip_specs),
+                                            **(extra or {})})
     return weights
 
 

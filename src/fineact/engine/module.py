@@ -25,6 +25,7 @@ from fineact.engine.model_factory import build_from_config
 from fineact.engine.optim import build_optimizer
 from fineact.engine.results import EvaluationResults
 from fineact.errors import ConfigError, FineactError
+from fineact.interop.trained_for import CHECKPOINT_KEY, trained_for
 from fineact.labels import LabelLevels, consistent_predict, consistent_samples
 from fineact.models.multitask import level_loss
 
@@ -224,6 +225,8 @@ class RecognitionModule(L.LightningModule):
         # Stored as tensors and plain numbers only, so the checkpoint loads with torch.load(weights_only=True).
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
         version, state, gauss_next = random.getstate()
+        # What these weights were trained for: the multi-task recipe checks it when this is a pathway checkpoint.
+        checkpoint[CHECKPOINT_KEY] = trained_for(self.trained_levels, self.model.clip_specs)
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),
             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],

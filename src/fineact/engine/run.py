@@ -18,9 +18,11 @@ from fineact.engine.checkpoints import export_weights, load_module, load_weights
 from fineact.engine.datamodule import VideoDataModule
 from fineact.engine.features import FeatureDataModule, extract_features
 from fineact.engine.module import RecognitionModule
+from fineact.engine.resume import check_resumable
 from fineact.engine.results import EvaluationResults, format_results_table, write_results
 from fineact.engine.trainer import build_trainer, evaluation_callbacks
 from fineact.errors import ConfigError
+from fineact.files import check_output_dir
 from fineact.labels import LabelLevels, diving48_levels, finegym_levels, flat_levels, read_class_names
 from fineact.windows.training_clips import typical_clip_duration
 
@@ -72,6 +74,7 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
     `callbacks` are extra Lightning callbacks (e.g. early stopping) added to the Trainer's own. An output_dir
     that holds a previous run is continued with `resume`, replaced with `overwrite`, and otherwise refused.
     """
+    check_output_dir(cfg.output_dir, "output_dir")  # a file in the way fails now, not after the first epoch
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     levels = levels_from_config(cfg)
     module = build_module(cfg, levels)
@@ -80,10 +83,13 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
     for split in ("train", "val") if has_val else ("train",):
         datamodule.dataset(split)  # reads the annotations: a bad file or format fails before anything is written
     output_dir = Path(cfg.output_dir)
+    last = output_dir / "checkpoints" / "last.ckpt"
     if overwrite and not resume:
         _remove_previous_run(output_dir)
     elif not resume:
         _refuse_to_replace(output_dir)
+    elif last.is_file():  # a truncated last.ckpt, or one of another model: named now, before config.yaml changes
+        check_resumable(last, module, cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     # for sliding windows of segment models later (fineact.windows.training_clips), read before any caching
     training_clips = typical_clip_duration(datamodule.dataset("train").samples)
@@ -92,10 +98,10 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
     if cfg.multitask.cache_features:
         datamodule = cached_feature_datamodule(cfg, levels, module, datamodule, output_dir / "features")
     trainer = build_trainer(cfg, output_dir, validate=has_val, extra_callbacks=callbacks or [])
-    last = output_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if resume and last.is_file() else None
     if resume and ckpt_path is None:
         print(f"fineact: no {last} to resume from; starting from scratch")
+
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     callback = trainer.checkpoint_callback
     best = Path(callback.best_model_path) if callback and callback.best_model_path else None

@@ -30,6 +30,7 @@ from torch import nn
 from fineact.errors import ModelError, WeightsError
 from fineact.interop.inflate import inflate_resnet2d, torchvision_into_3d
 from fineact.interop.keymaps import SOURCES, Mapped, detect_source, strip_prefix, to_fineact
+from fineact.interop.trained_for import check_pathway_source
 from fineact.interop.weights import LoadReport, load_strict, optional_key, read_weights_file
 from fineact.models.arc import arc_layers, split_into_parts
 from fineact.models.base import classifiers
@@ -321,6 +322,7 @@ def load_pathway_weights(multitask_model: HierarchicalMultiTask, level: str, pat
     pathway = multitask_model.pathways[level]
     path = Path(path)
     state = read_weights_file(path)
+    check_pathway_source(multitask_model, level, path)  # a set base model given as the event pathway: refused
     layout = detect_source(state) if source == "auto" else source
     notes: list[str] = []
     unused: list[str] = []

@@ -63,8 +63,9 @@ def write_sidecar(described: PathLike, format: str, fields: dict) -> Path:
             "fineact_version": fineact.__version__, "torch_version": torch.__version__, **fields}
     path = sidecar_path(described)
     _validate(data, path)
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return path
+    from fineact.files import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(data, indent=1) + "\n", "export description")
 
 
 def is_sidecar(path: PathLike) -> bool:

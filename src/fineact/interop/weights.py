@@ -72,6 +72,48 @@ def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+def load_failure(path: Path, exc: BaseException, what: str = "weights file") -> WeightsError:
+    """A WeightsError saying why torch.load(weights_only=True) could not read `path`, in fineact's words.
+
+    PyTorch's own messages end with advice to retry with `weights_only=False`, which would let the file run
+    code: that advice is never relayed."""
+    size = path.stat().st_size if path.is_file() else 0
+    if size == 0:
+        return WeightsError(f"{what} {path}: the file is empty (0 bytes), e.g. an interrupted copy or download")
+    text = str(exc)
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    if path.suffix != ".safetensors" and magic != b"PK" and not magic.startswith(b"\x80"):
+        return WeightsError(f"{what} {path}: cannot be read: not a PyTorch file (it starts with {magic!r}, not "
+                            "like a torch.save archive)")
+    if type(exc).__name__ == "UnpicklingError":  # by name: fineact imports no pickle module
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:
+            names = []
+        found = f" (it holds {', '.join(names[:5])})" if names else ""
+        return WeightsError(f"{what} {path}: it holds Python objects other than tensors{found}; fineact loads "
+                            "checkpoints weights-only, since loading such objects can run code from the file")
+    if isinstance(exc, EOFError) or "central directory" in text or "PytorchStreamReader" in text \
+            or "incomplete metadata" in text or "header too small" in text:
+        return WeightsError(f"{what} {path}: the file is truncated or not a PyTorch/safetensors file ({size} "
+                            "bytes), e.g. a copy or a save that did not finish")
+    first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+    first = first.split(" Re-running `torch.load`")[0]  # never relay the weights_only=False advice
+    return WeightsError(f"{what} {path}: cannot be read as weights only ({type(exc).__name__}: {first[:200]})")
+
+
+def torch_load_weights_only(path: str | Path, what: str = "weights file", map_location="cpu"):
+    """torch.load(weights_only=True) with every failure a WeightsError naming the file (see `load_failure`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{what} {path}: not found" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise load_failure(path, exc, what) from None
+
+
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """The flat {key: tensor} dict of a .pth/.pt/.ckpt/.tar (weights only) or .safetensors file.
 
@@ -90,8 +132,7 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         except WeightsError:
             raise
         except Exception as exc:
-            raise WeightsError(f"weights file {path}: not a readable safetensors file ({type(exc).__name__}: "
-                               f"{exc})") from None
+            raise load_failure(path, exc) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as first:
@@ -100,15 +141,13 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         except Exception:
             names = []
         if not names:
-            raise WeightsError(f"weights file {path}: cannot be read as weights only "
-                               f"({type(first).__name__}: {str(first).splitlines()[0]})") from None
+            raise load_failure(path, first) from None
         stand_ins = [(type(f"Inert_{i}", (_Inert,), {}), name) for i, name in enumerate(names)]
         try:
             with torch.serialization.safe_globals(stand_ins):
                 obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise WeightsError(f"weights file {path}: cannot be read as weights only ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0]})") from None
+            raise load_failure(path, exc) from None
     return _unwrap(obj, path)
 
 
