@@ -16,6 +16,7 @@ from fineact.data.sampling import sampler_for
 from fineact.data.test_views import TestViews
 from fineact.data.transforms import build_train_transform, resize_target
 from fineact.data.unreadable import UnreadableVideo
+from fineact.engine.resumable_loader import ResumableLoaderMixin
 from fineact.errors import ConfigError, FineactError
 from fineact.labels import LabelLevels
 
@@ -33,6 +34,10 @@ class ForkSafeDataLoader(DataLoader):
         if self.num_workers > 0:
             gc.collect()
         return super().__iter__()
+
+
+class ResumableTrainLoader(ResumableLoaderMixin, ForkSafeDataLoader):
+    """The training loader: resumes in the middle of an epoch (engine/resumable_loader.py)."""
 
 
 def read_split(cfg: DictConfig, levels: LabelLevels, split: str) -> list[Sample]:
@@ -65,6 +70,8 @@ class VideoDataModule(L.LightningDataModule):
         self.clip_specs = model.clip_specs
         self.eval_split = "val"
         self._datasets: dict[str, VideoClipDataset] = {}
+        self._train_loader: DataLoader | None = None
+        self._train_loader_state: dict | None = None  # from a checkpoint, for the next train loader
 
     # -- datasets ----------------------------------------------------------------------------------------
     def dataset(self, split: str, mode: str | None = None) -> VideoClipDataset:
@@ -94,7 +101,25 @@ class VideoDataModule(L.LightningDataModule):
         return KeyedSampler(length, shuffle=shuffle, seed=self.cfg.seed, rank=rank, world_size=world)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), shuffle=True)
+        loader = self._loader(self.dataset("train"), shuffle=True, loader_class=ResumableTrainLoader)
+        if self._train_loader_state is not None:
+            loader.load_state_dict(self._train_loader_state)
+            self._train_loader_state = None
+        self._train_loader = loader
+        return loader
+
+    # -- mid-epoch resume (engine/resumable_loader.py): the train loader's position travels in checkpoints ---
+    def state_dict(self) -> dict:
+        loader = self._train_loader
+        if loader is None or not callable(getattr(loader, "state_dict", None)):
+            return {}
+        trainer = self.trainer
+        if hasattr(loader, "epoch_length") and trainer is not None and trainer.num_training_batches != float("inf"):
+            loader.epoch_length = int(trainer.num_training_batches)
+        return {"train_loader": loader.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_loader_state = state.get("train_loader")
 
     def eval_dataloader(self, split: str) -> DataLoader:
         """Every video of `split` (any split, the train split too) once, in order, with all its test views."""
@@ -109,10 +134,13 @@ class VideoDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.eval_split)
 
-    def _loader(self, dataset: VideoClipDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: VideoClipDataset, shuffle: bool, loader_class=ForkSafeDataLoader) -> DataLoader:
         data = self.cfg.data
         workers = data.num_workers
-        return ForkSafeDataLoader(dataset, batch_size=data.batch_size,
+        # A generator of its own: a loader's iterator then never draws from the global RNG, whose stream
+        # (dropout) is thus the same in a resumed run as in an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        return loader_class(dataset, batch_size=data.batch_size, generator=generator,
                                   sampler=self.keyed_sampler(len(dataset), shuffle), num_workers=workers,
                                   pin_memory=data.pin_memory and torch.cuda.is_available(),
                                   persistent_workers=data.persistent_workers and workers > 0, drop_last=False,
