@@ -182,7 +182,7 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
                                     "views": {"clips": cfg.data.test_clips, "crops": cfg.data.test_crops},
                                     "aggregate": cfg.eval.aggregate,
                                     "skipped_videos": sorted({v.describe() for v in unreadable.evaluated})})
-        if not quiet:
+        if not quiet and log.isEnabledFor(logging.INFO):  # --quiet: the results files only
             print(format_results_table(results))
             print(f"results written to {path}")
     return results, path
