@@ -74,3 +74,14 @@ def test_arc_breakdown_benchmark_times_every_case(tmp_path):
         convs["tsm_r18", "convs ARC decorates"]["gflops"], rel=1e-9)
     assert convs["arc_tsm_r18", "convs ARC leaves alone"]["gflops"] == pytest.approx(
         convs["tsm_r18", "convs ARC leaves alone"]["gflops"], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_checkpoint_cost_benchmark_reports_milliseconds_and_share_of_a_step(tmp_path):
+    args = ["--model", "tsm_r18", "--frames", "2", "--size", "32", "--batch", "1", "--steps", "2", "--warmup", "0",
+            "--name", "smoke"]
+    payload = run_script("checkpoint_cost.py", args, tmp_path)
+    (record,) = payload["results"]
+    assert record["checkpoint_ms"] > 0 and record["step_ms"] > 0 and record["checkpoint_mb"] > 1
+    assert record["checkpoint_share_of_step"] == pytest.approx(record["checkpoint_ms"] / record["step_ms"])
+    assert "% of a step" in payload["stdout"]

@@ -96,7 +96,7 @@ class PreemptionCheckpoint(Callback):
         signum = self._agreed(trainer)
         if not signum:
             return
-        trainer.save_checkpoint(self.last_path)
+        trainer.save_checkpoint(self.last_path, weights_only=False)
         name = signal.Signals(signum).name
         if self._slurm_requeue is not None and signum == self._slurm_requeue[0]:
             self._slurm_requeue[1](signum, None)  # Lightning's: its hpc checkpoint, then `scontrol requeue`
