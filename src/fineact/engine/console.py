@@ -35,6 +35,7 @@ LIGHTNING_NOISE = (
 # Known-harmless warnings raised inside Lightning or torch while fineact runs (message regular expressions).
 HARMLESS_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",          # Lightning's pytree helper on torch >= 2.8
+    r"Checkpoint directory .* exists and is not empty",            # resuming into the run's own folder
 )
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
                       "lightning.fabric.utilities.rank_zero")
@@ -106,6 +107,9 @@ class EpochSummary(Callback):
         self._batches = self._clips = 0
         self._start = self._train_end = 0.0
         self._epoch_seconds: list[float] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.on_train_epoch_start(trainer, pl_module)  # a run resumed mid-epoch gets no epoch start
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._sums, self._batches, self._clips = {}, 0, 0

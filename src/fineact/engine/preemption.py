@@ -104,5 +104,5 @@ class PreemptionCheckpoint(Callback):
                    f"checkpoint {self.last_path}; exit status {REQUEUE_EXIT_STATUS} (requeue me). The same "
                    "`fineact train` command resumes from it.")
         if trainer.is_global_zero:
-            log.warning("fineact: %s", message)
+            log.warning("%s", message)
         raise Preempted(message)

@@ -97,7 +97,7 @@ def _train(cfg: DictConfig, resume: bool, callbacks: list | None, overwrite: boo
         _remove_previous_run(output_dir)
     elif not resume and _unfinished(cfg, output_dir):
         resume = True
-        log.info("fineact: %s holds an unfinished run: resuming it if its config and data match (start afresh "
+        log.info("%s holds an unfinished run: resuming it if its config and data match (start afresh "
                  "with --overwrite)", output_dir)
     elif not resume:
         _refuse_to_replace(output_dir)
@@ -108,10 +108,10 @@ def _train(cfg: DictConfig, resume: bool, callbacks: list | None, overwrite: boo
     trainer = build_trainer(cfg, output_dir, validate=has_val, extra_callbacks=callbacks or [])
     ckpt_path = str(last) if resume and last.is_file() else None
     if resume and ckpt_path is None:
-        log.info("fineact: no %s to resume from; starting from scratch", last)
+        log.info("no %s to resume from; starting from scratch", last)
     if ckpt_path is not None:
         check_resume(last, read_fingerprint(last), cfg, trainer.world_size)
-        log.info("fineact: resuming from %s (config and data match the run's)", last)
+        log.info("resuming from %s (config and data match the run's)", last)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     callback = trainer.checkpoint_callback
     best = Path(callback.best_model_path) if callback and callback.best_model_path else None
