@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_results  # noqa: E402
 
-from fineact.config import load_config  # noqa: E402
+from fineact.config import load_config, to_dict  # noqa: E402
 from fineact.data.datasets import KeyedSampler  # noqa: E402
 from fineact.engine.module import RecognitionModule  # noqa: E402
 from fineact.engine.resumable_loader import ResumableDataLoader  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> None:
             "data": {"labels": "flat", "num_classes": NUM_CLASSES, "batch_size": args.batch, "num_workers": 0},
             "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 1, "progress_bar": False,
                         "log_every_n_steps": 1}})
-        module = RecognitionModule(load_config_dict(cfg), flat_levels([f"class {i}" for i in range(NUM_CLASSES)])
+        module = RecognitionModule(to_dict(cfg), flat_levels([f"class {i}" for i in range(NUM_CLASSES)])
                                    .to_dict())
         dataset = RandomClips(args.batch * (args.steps + args.warmup), args.frames, args.size)
         loader = ResumableDataLoader(dataset, batch_size=args.batch, sampler=KeyedSampler(len(dataset), True))
@@ -109,12 +109,6 @@ def main() -> None:
                 [[record["model"], record["input"], record["step_ms"], record["checkpoint_ms"],
                   100 * record["checkpoint_share_of_step"], size_mb]])
     print(f"results written to {write_results(args.name, {'results': [record]})}")
-
-
-def load_config_dict(cfg) -> dict:
-    from fineact.config import to_dict
-
-    return to_dict(cfg)
 
 
 if __name__ == "__main__":
