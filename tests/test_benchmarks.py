@@ -115,3 +115,14 @@ def test_loader_stages_benchmark_times_every_stage_and_pipeline(tmp_path):
     assert [(r["workers"], r["decode_threads"]) for r in payload["decoder_threads"]] == [(1, 1)]
     assert 0 <= payload["pixel_difference"][0]["mean"] <= payload["pixel_difference"][0]["max"]
     assert "(d) |uint8 pipeline - float pipeline|" in payload["stdout"]
+
+
+@pytest.mark.slow
+def test_checkpoint_cost_benchmark_reports_milliseconds_and_share_of_a_step(tmp_path):
+    args = ["--model", "tsm_r18", "--frames", "2", "--size", "32", "--batch", "1", "--steps", "2", "--warmup", "0",
+            "--name", "smoke"]
+    payload = run_script("checkpoint_cost.py", args, tmp_path)
+    (record,) = payload["results"]
+    assert record["checkpoint_ms"] > 0 and record["step_ms"] > 0 and record["checkpoint_mb"] > 1
+    assert record["checkpoint_share_of_step"] == pytest.approx(record["checkpoint_ms"] / record["step_ms"])
+    assert "% of a step" in payload["stdout"]

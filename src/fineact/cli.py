@@ -99,6 +99,20 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="dotted overrides, e.g. optim.lr=0.02 trainer.max_epochs=3 data.batch_size=16")
 
 
+def _console_args(p: argparse.ArgumentParser) -> None:
+    loudness = p.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", action="store_const", dest="verbosity", const=-1, default=0,
+                          help="warnings and errors only (no per-epoch lines)")
+    loudness.add_argument("--verbose", action="store_const", dest="verbosity", const=1,
+                          help="also Lightning's own messages and tips")
+
+
+def _configure_console(args: argparse.Namespace) -> None:
+    from fineact.engine.console import configure_console
+
+    configure_console(args.verbosity)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a config",
                        description="Train the config's model with Lightning, keep last/best checkpoints under "
@@ -107,7 +121,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _config_args(p)
     p.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoints/last.ckpt")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a previous run in output_dir (without it, such a folder is refused)")
+                   help="replace a previous run in output_dir (without it, such a folder is refused, except an "
+                        "unfinished run with the same config: it is resumed)")
+    _console_args(p)
     p.set_defaults(handler=_run_train)
 
 
@@ -115,6 +131,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from fineact.config import load_config
     from fineact.engine.run import train
 
+    _configure_console(args)
     summary = train(load_config(args.config, args.overrides), resume=args.resume, overwrite=args.overwrite)
     print(f"checkpoints: {summary.best_checkpoint or summary.last_checkpoint}")
     if summary.exported:
@@ -133,6 +150,7 @@ def _add_test(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["train", "val", "test"], default=None)
     p.add_argument("--overwrite", action="store_true",
                    help="replace results_<split>.* already next to the checkpoint (without it, they are kept)")
+    _console_args(p)
     p.set_defaults(handler=_run_test)
 
 
@@ -140,6 +158,7 @@ def _run_test(args: argparse.Namespace) -> int:
     from fineact.config import load_config
     from fineact.engine.run import test
 
+    _configure_console(args)
     test(load_config(args.config, args.overrides), args.checkpoint, args.split, overwrite=args.overwrite)
     return 0
 

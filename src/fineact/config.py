@@ -190,6 +190,12 @@ class TrainerConfig:
     compile_mode: CompileMode = "default" # inductor's mode: default | reduce-overhead | max-autotune | ...
     reuse_host_memory: bool = True        # glibc keeps freed host memory for reuse (faster CPU steps; see
                                           # engine/host_memory.py)
+    # Long runs (README "Long runs"): mid-epoch checkpoints into checkpoints/last.ckpt, preemption, resume.
+    checkpoint_every_n_steps: Optional[int] = None     # also write last.ckpt every N optimizer steps
+    checkpoint_every_minutes: Optional[float] = None   # also write last.ckpt when M minutes passed since the last
+    preemption_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])  # save, exit 75
+    auto_resume: bool = True              # continue an unfinished run in output_dir whose config matches
+    resume_allow_changes: list[str] = field(default_factory=list)  # keys a resume may change (not exact then)
     # Any other argument of lightning.Trainer, e.g. {accumulate_grad_batches: 2}; the names are checked.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -425,6 +431,12 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
     need(not cfg.trainer.tensorboard or _tensorboard_installed(), "trainer.tensorboard",
          "false, or true with the tensorboard package installed (pip install -e .[tensorboard])",
          cfg.trainer.tensorboard)
+    need(cfg.trainer.checkpoint_every_n_steps is None or cfg.trainer.checkpoint_every_n_steps > 0,
+         "trainer.checkpoint_every_n_steps", "a positive number of steps or null", cfg.trainer.checkpoint_every_n_steps)
+    need(cfg.trainer.checkpoint_every_minutes is None or cfg.trainer.checkpoint_every_minutes > 0,
+         "trainer.checkpoint_every_minutes", "a positive number of minutes or null",
+         cfg.trainer.checkpoint_every_minutes)
+    problems += _signal_problems(cfg.trainer.preemption_signals)
     problems += _trainer_extra_problems(cfg.trainer.extra)
     if not problems:  # then the values Lightning will see, against this machine (engine/lightning_values.py)
         from fineact.engine.lightning_values import trainer_value_problems
@@ -432,6 +444,14 @@ def validate(cfg: DictConfig, source: str = "config") -> None:
         problems += trainer_value_problems(cfg.trainer)
     if problems:
         raise ConfigError(f"{source}: invalid values:\n  " + "\n  ".join(problems))
+
+
+def _signal_problems(names) -> list[str]:
+    import signal
+
+    valid = sorted(s.name for s in signal.Signals if s.name not in ("SIGKILL", "SIGSTOP"))
+    return [f"trainer.preemption_signals: expected signal names such as SIGTERM, SIGUSR1, found {name!r}"
+            f"{_did_you_mean(str(name), valid)}" for name in names if name not in valid]
 
 
 def _tensorboard_installed() -> bool:

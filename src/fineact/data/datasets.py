@@ -49,9 +49,16 @@ class KeyedSampler(Sampler):
         self.length, self.shuffle, self.seed = length, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, this process's first position) of a resumed run
+        self.first_position = 0                       # where the current pass over the epoch started
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, skip: int) -> None:
+        """The next pass over `epoch` starts after this process's first `skip` keys (a mid-epoch resume): the
+        keys after them are the same as in an uninterrupted pass. A pass over another epoch starts at 0."""
+        self._resume = (int(epoch), int(skip))
 
     def _order(self) -> list[int]:
         if self.shuffle:
@@ -63,7 +70,9 @@ class KeyedSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = self._order()
-        for position in range(self.rank, len(order), self.world_size):
+        resume, self._resume = self._resume, None
+        self.first_position = resume[1] if resume is not None and resume[0] == self.epoch else 0
+        for position in range(self.rank + self.first_position * self.world_size, len(order), self.world_size):
             yield order[position], sample_seed(self.seed, self.epoch, position)
 
     def __len__(self) -> int:

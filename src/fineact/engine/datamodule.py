@@ -19,6 +19,7 @@ from fineact.data.test_views import TestViews
 from fineact.data.transforms import build_train_transform, resize_target
 from fineact.data.unreadable import UnreadableVideo
 from fineact.data.untrimmed import MISSING_VIDEOS_FILE, UntrimmedSplits
+from fineact.engine.resumable_loader import ResumableLoaderMixin
 from fineact.errors import ConfigError, FineactError
 from fineact.labels import LabelLevels
 
@@ -36,6 +37,10 @@ class ForkSafeDataLoader(DataLoader):
         if self.num_workers > 0:
             gc.collect()
         return super().__iter__()
+
+
+class ResumableTrainLoader(ResumableLoaderMixin, ForkSafeDataLoader):
+    """The training loader: resumes in the middle of an epoch (engine/resumable_loader.py)."""
 
 
 def read_split(cfg: DictConfig, levels: LabelLevels, split: str) -> list[Sample]:
@@ -81,6 +86,8 @@ class VideoDataModule(L.LightningDataModule):
         self.eval_split = "val"
         self._datasets: dict[str, VideoClipDataset] = {}
         self.untrimmed: UntrimmedSplits | None = None  # data.finegym_annotations: the up-front video scan
+        self._train_loader: DataLoader | None = None
+        self._train_loader_state: dict | None = None  # from a checkpoint, for the next train loader
 
     # -- datasets ----------------------------------------------------------------------------------------
     def dataset(self, split: str, mode: str | None = None) -> VideoClipDataset:
@@ -138,7 +145,25 @@ class VideoDataModule(L.LightningDataModule):
         return KeyedSampler(length, shuffle=shuffle, seed=self.cfg.seed, rank=rank, world_size=world)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), shuffle=True)
+        loader = self._loader(self.dataset("train"), shuffle=True, loader_class=ResumableTrainLoader)
+        if self._train_loader_state is not None:
+            loader.load_state_dict(self._train_loader_state)
+            self._train_loader_state = None
+        self._train_loader = loader
+        return loader
+
+    # -- mid-epoch resume (engine/resumable_loader.py): the train loader's position travels in checkpoints ---
+    def state_dict(self) -> dict:
+        loader = self._train_loader
+        if loader is None or not callable(getattr(loader, "state_dict", None)):
+            return {}
+        trainer = self.trainer
+        if hasattr(loader, "epoch_length") and trainer is not None and trainer.num_training_batches != float("inf"):
+            loader.epoch_length = int(trainer.num_training_batches)
+        return {"train_loader": loader.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_loader_state = state.get("train_loader")
 
     def eval_dataloader(self, split: str) -> DataLoader:
         """Every video of `split` (any split, the train split too) once, in order, with all its test views."""
@@ -153,12 +178,15 @@ class VideoDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.eval_split)
 
-    def _loader(self, dataset: VideoClipDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: VideoClipDataset, shuffle: bool, loader_class=ForkSafeDataLoader) -> DataLoader:
         data = self.cfg.data
         workers = data.num_workers
         if not isinstance(dataset, VideoClipDataset):  # a pack: LitData orders and shares out the records
             return pack_loader(dataset, self, workers)
-        return ForkSafeDataLoader(dataset, batch_size=data.batch_size,
+        # A generator of its own: a loader's iterator then never draws from the global RNG, whose stream
+        # (dropout) is thus the same in a resumed run as in an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        return loader_class(dataset, batch_size=data.batch_size, generator=generator,
                                   sampler=self.keyed_sampler(len(dataset), shuffle), num_workers=workers,
                                   collate_fn=collate_batch,
                                   pin_memory=data.pin_memory and torch.cuda.is_available(),

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,16 +16,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fineact.engine.checkpoints import export_weights, load_module, load_weights_into
+from fineact.engine.console import ensure_handler, lightning_console
 from fineact.engine.datamodule import VideoDataModule
 from fineact.engine.features import FeatureDataModule, extract_features
 from fineact.engine.module import RecognitionModule
 from fineact.engine.resume import check_resumable
 from fineact.engine.results import EvaluationResults, format_results_table, write_results
+from fineact.engine.resume_check import check_resume, read_fingerprint
 from fineact.engine.trainer import build_trainer, evaluation_callbacks
 from fineact.errors import ConfigError
 from fineact.files import check_output_dir
 from fineact.labels import LabelLevels, diving48_levels, finegym_levels, flat_levels, read_class_names
 from fineact.windows.training_clips import typical_clip_duration
+
+log = logging.getLogger("fineact")
 
 
 @dataclass
@@ -72,9 +77,17 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
     """Fit, evaluate the best checkpoint on the val (or test) split, export safetensors weights.
 
     `callbacks` are extra Lightning callbacks (e.g. early stopping) added to the Trainer's own. An output_dir
-    that holds a previous run is continued with `resume`, replaced with `overwrite`, and otherwise refused.
+    that holds a previous run is continued with `resume`, replaced with `overwrite`, and otherwise refused,
+    except an unfinished run (a last.ckpt, no export yet) with `trainer.auto_resume`: it is continued when its
+    checkpoint's config and data match (resume_check.py), as after a preemption.
     """
     check_output_dir(cfg.output_dir, "output_dir")  # a file in the way fails now, not after the first epoch
+    ensure_handler()
+    with lightning_console():
+        return _train(cfg, resume, callbacks, overwrite)
+
+
+def _train(cfg: DictConfig, resume: bool, callbacks: list | None, overwrite: bool) -> RunSummary:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     levels = levels_from_config(cfg)
     module = build_module(cfg, levels)
@@ -86,9 +99,13 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
     last = output_dir / "checkpoints" / "last.ckpt"
     if overwrite and not resume:
         _remove_previous_run(output_dir)
+    elif not resume and _unfinished(cfg, output_dir):
+        resume = True
+        log.info("%s holds an unfinished run: resuming it if its config and data match (start afresh "
+                 "with --overwrite)", output_dir)
     elif not resume:
         _refuse_to_replace(output_dir)
-    elif last.is_file():  # a truncated last.ckpt, or one of another model: named now, before config.yaml changes
+    if resume and last.is_file():  # a truncated last.ckpt, or one of another model: named before config.yaml changes
         check_resumable(last, module, cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     # for sliding windows of segment models later (fineact.windows.training_clips), read before any caching
@@ -100,8 +117,10 @@ def train(cfg: DictConfig, resume: bool = False, callbacks: list | None = None,
     trainer = build_trainer(cfg, output_dir, validate=has_val, extra_callbacks=callbacks or [])
     ckpt_path = str(last) if resume and last.is_file() else None
     if resume and ckpt_path is None:
-        print(f"fineact: no {last} to resume from; starting from scratch")
-
+        log.info("no %s to resume from; starting from scratch", last)
+    if ckpt_path is not None:
+        check_resume(last, read_fingerprint(last), cfg, trainer.world_size)
+        log.info("resuming from %s (config and data match the run's)", last)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     callback = trainer.checkpoint_callback
     best = Path(callback.best_model_path) if callback and callback.best_model_path else None
@@ -174,7 +193,7 @@ def evaluate(cfg: DictConfig, checkpoint: str | Path, split: str = "val", module
                                     "aggregate": cfg.eval.aggregate,
                                     "skipped_videos": sorted({v.describe() for v in unreadable.evaluated}),
                                     **datamodule.coverage(split)})
-        if not quiet:
+        if not quiet and log.isEnabledFor(logging.INFO):  # --quiet: the results files only
             print(format_results_table(results))
             print(f"results written to {path}")
     return results, path
@@ -191,11 +210,17 @@ def _refuse_to_replace(output_dir: Path) -> None:
                           "output_dir=PATH")
 
 
+def _unfinished(cfg: DictConfig, output_dir: Path) -> bool:
+    """An interrupted run to continue automatically: a last.ckpt and no exported weights yet."""
+    return bool(cfg.trainer.auto_resume) and (output_dir / "checkpoints" / "last.ckpt").is_file() \
+        and not (output_dir / "model.safetensors").exists()
+
+
 def _remove_previous_run(output_dir: Path) -> None:
     """--overwrite: the previous run's checkpoints, results and export go, so none is taken for the new run's."""
     folder = output_dir / "checkpoints"
     stale = [*folder.glob("*.ckpt"), *folder.glob("results_*"), output_dir / "model.safetensors",
-             output_dir / "model.json"]
+             output_dir / "model.json", *output_dir.glob("hpc_ckpt_*.ckpt")]  # Lightning's SLURM requeue saves
     for path in stale:
         if path.is_file():
             path.unlink()
@@ -233,7 +258,9 @@ def test(cfg: DictConfig, checkpoint: str | Path, split: str | None = None, over
     split = split or ("test" if cfg.data.test is not None else "val")
     if cfg.data[split] is None:
         raise ConfigError(f"data.{split}: no such split in the config to test on")
-    return evaluate(cfg, checkpoint, split, overwrite=overwrite)
+    ensure_handler()
+    with lightning_console():
+        return evaluate(cfg, checkpoint, split, overwrite=overwrite)
 
 
 def read_results(path: str | Path) -> dict:
