@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	# torchvision pinned beside torch: LitData ([stream]) requires one, and an unpinned one would replace torch.
 	$(PY) -m pip install --quiet torch==2.13.0 torchvision==0.28.0 -e ".[test,stream]"
+	# ...and removed again: this CPU torch cannot load its compiled ops, and Lightning imports torchvision
+	# whenever it is installed ("operator torchvision::nms does not exist"). LitData's streaming runs without it.
+	$(PY) -m pip uninstall --quiet --yes torchvision
 	touch $(STAMP)
 
 install: $(STAMP)
