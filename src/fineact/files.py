@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -110,3 +111,12 @@ def check_output_file(path: str | Path, key: str) -> Path:
         raise OutputError(f"{key} {path}: permission denied: this user may not replace it")
     _check_ancestors(path, key)
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's content, read in 1 MiB blocks (data files are compared by content, not location)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -19,7 +19,6 @@ is a window of a longer video (or a frame folder) is re-encoded to H.264 holding
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from fineact.data.annotations import Sample
 from fineact.data.video import EncodedVideo
 from fineact.errors import ConfigError
+from fineact.files import file_sha256
 
 PACK_INDEX = "fineact_pack.json"
 PACK_FORMAT = 1
@@ -42,14 +42,6 @@ LABEL_FILES = ("categories", "set_categories", "vocab")
 def is_remote(location: str) -> bool:
     """An object-store URL (s3://, gs://, az://, ...) rather than a local folder."""
     return "://" in location
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_fingerprint(cfg: DictConfig, split: str, with_annotations: bool = True) -> dict:

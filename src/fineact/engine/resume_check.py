@@ -17,7 +17,6 @@ every difference, when the continued run could not end with the uninterrupted ru
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -26,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fineact import __version__
 from fineact.errors import ConfigError
+from fineact.files import file_sha256
 
 # 1: fineact before resume fingerprints; 2: + `checkpoint["fineact"]` and the training loader's position.
 CHECKPOINT_LAYOUT = 2
@@ -45,21 +45,13 @@ PROCESS_LAYOUT = ("trainer.devices", "trainer.num_nodes", "trainer.strategy", "t
                   "data.batch_size")
 
 
-def _sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def data_hashes(cfg: DictConfig) -> dict[str, str]:
     """{config key: SHA-256 of the file's content} of every annotation and label file the config names."""
     data = cfg.data
     files = {f"data.{split}.annotations": data[split].annotations for split in ("train", "val", "test")
              if data[split] is not None}
     files.update({f"data.{key}": data[key] for key in ("categories", "set_categories", "vocab") if data[key]})
-    return {key: _sha256(path) for key, path in files.items() if Path(path).is_file()}
+    return {key: file_sha256(path) for key, path in files.items() if Path(path).is_file()}
 
 
 def fingerprint(cfg: DictConfig, world_size: int, hashes: dict[str, str] | None = None) -> dict:
