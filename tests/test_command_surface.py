@@ -100,8 +100,9 @@ CASES = [
     Case("train {cfg} output_dir={tmp}/run --resume model.args.dropout=0.1",
          "model.args.dropout: checkpoint 0.5, config 0.1",
          files={"run/checkpoints/last.ckpt": lambda ctx: ctx["ckpt"].read_bytes()}, id="resume-other-settings"),
-    Case("train {cfg} output_dir={tmp}/run", "holds a previous run",
-         files={"run/checkpoints/last.ckpt": lambda ctx: ctx["ckpt"].read_bytes()}, id="train-previous-run"),
+    Case("train {cfg} output_dir={tmp}/run", "holds a previous run",  # finished: exported weights beside last.ckpt
+         files={"run/checkpoints/last.ckpt": lambda ctx: ctx["ckpt"].read_bytes(),
+                "run/model.safetensors": lambda ctx: ctx["export"].read_bytes()}, id="train-previous-run"),
     # -- test: checkpoint files
     Case("test {cfg}", "the following arguments are required: --checkpoint", id="test-no-checkpoint"),
     Case("test {cfg} --checkpoint {tmp}/missing.ckpt", "not found", id="test-checkpoint-missing"),
