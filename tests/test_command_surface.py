@@ -272,6 +272,9 @@ def test_bad_input_is_one_message_and_exit_status_2(case, ctx, tmp_path, capsys)
     assert status == 2, f"exit status {status}; stderr: {err}"
     assert case.expect in err, err
     assert "bug in fineact" not in err
+    if os.environ.get("FINEACT_TABLE_OUT"):  # to list every row with its message (e.g. for release notes)
+        with open(os.environ["FINEACT_TABLE_OUT"], "a") as table:
+            table.write(f"{case.id}\t{case.argv}\t{err.strip().replace(str(tmp_path), 'TMP')}\n")
 
 
 # -- the boundary itself ------------------------------------------------------------------------------------------
