@@ -40,6 +40,8 @@ class PackRecords(Sequence):
         return self.pack.num_records
 
     def __getitem__(self, position: int) -> Sample:
+        if isinstance(position, int) and not 0 <= position < len(self):
+            raise IndexError(f"record {position} of a pack of {len(self)}")  # ends iteration, as a list does
         return self.pack.sample_at(position)
 
 

@@ -229,7 +229,7 @@ def pack_loader(dataset, datamodule: VideoDataModule, workers: int) -> DataLoade
     data = datamodule.cfg.data
     epoch_of = (lambda: datamodule.trainer.current_epoch) if datamodule.trainer is not None else None
     return PackLoader(dataset.for_this_process(), epoch_of=epoch_of, batch_size=data.batch_size,
-                      num_workers=workers,
+                      num_workers=workers, collate_fn=collate_batch,
                       pin_memory=data.pin_memory and torch.cuda.is_available(),
                       prefetch_factor=data.prefetch_factor if workers > 0 else None,
                       multiprocessing_context="fork" if workers > 0 and _fork_ok() else None)

@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fineact import __version__
+from fineact.data.packs import PACK_INDEX
 from fineact.errors import ConfigError
 from fineact.files import file_sha256
 
@@ -48,8 +49,12 @@ PROCESS_LAYOUT = ("trainer.devices", "trainer.num_nodes", "trainer.strategy", "t
 def data_hashes(cfg: DictConfig) -> dict[str, str]:
     """{config key: SHA-256 of the file's content} of every annotation and label file the config names."""
     data = cfg.data
-    files = {f"data.{split}.annotations": data[split].annotations for split in ("train", "val", "test")
-             if data[split] is not None}
+    files = {f"data.{split}.annotations": data[split].get("annotations") for split in ("train", "val", "test")
+             if data[split] is not None and data[split].get("annotations")}
+    # a pack (data.<split>.shards, local): its index holds the hashes of the data it was built from
+    files.update({f"data.{split}.shards": str(Path(data[split].shards) / PACK_INDEX)
+                  for split in ("train", "val", "test") if data[split] is not None and data[split].get("shards")
+                  and "://" not in str(data[split].shards)})
     files.update({f"data.{key}": data[key] for key in ("categories", "set_categories", "vocab") if data[key]})
     return {key: file_sha256(path) for key, path in files.items() if Path(path).is_file()}
 

@@ -12,6 +12,7 @@ folders, which have no frame rate). ``recorded_training_clips`` reads it back fo
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,9 @@ def typical_clip_duration(samples: Sequence, max_probed: int = MAX_PROBED) -> di
         return None
     step = max(1, len(samples) // max_probed)
     frames, rates = [], []
-    for sample in list(samples)[::step][:max_probed]:
+    for sample in (samples[i] for i in range(0, len(samples), step)[:max_probed]):  # random access: no full copy
+        if not isinstance(sample.source, (str, os.PathLike)):
+            continue  # a pack's record (encoded bytes, no file to probe): packs record no clip duration yet
         try:
             info = probe_video(sample.source, filename_template=sample.filename_template,
                                start_index=sample.start_index)
