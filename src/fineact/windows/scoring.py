@@ -48,7 +48,8 @@ def batch_probabilities(predictor, views: list[dict[str, torch.Tensor]]) -> dict
     module, device = predictor.module, predictor.device
     clips = {name: torch.stack([v[name] for v in views]).to(device) for name in views[0]}
     batch = clips["clip"] if list(clips) == ["clip"] else clips
-    outputs = module.aggregate_views(batch)
+    # uint8 views -> the model's float input on its device, the one normalisation (data/model_input.py)
+    outputs = module.aggregate_views(predictor.test_views.model_input(batch))
     if module.cfg.eval.aggregate == "score_mean":  # raw scores were averaged: probabilities after
         outputs = {level: logits.softmax(-1) for level, logits in outputs.items()}
     return {level: p.float().cpu() for level, p in outputs.items()}
