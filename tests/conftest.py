@@ -59,3 +59,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_pooled_videos():
+    """After each test module: the per-worker pool of open videos (data/video_pool.py, untrimmed FineGym) keeps
+    one decoded frame alive per video, and later tests count live frames."""
+    yield
+    from fineact.data.video_pool import close_videos
+
+    close_videos()

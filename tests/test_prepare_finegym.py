@@ -14,15 +14,6 @@ from fineact.demo.untrimmed import write_untrimmed_dataset
 from conftest import tiny_experiment
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _close_pooled_videos():
-    """Open videos of the per-thread pool hold decoder frames; later tests count live frames."""
-    yield
-    from fineact.data.video_pool import close_videos
-
-    close_videos()
-
 @pytest.fixture(scope="module")
 def gym(tmp_path_factory):
     return write_untrimmed_dataset(tmp_path_factory.mktemp("gym_prepare") / "data", num_videos=5, duration=30,

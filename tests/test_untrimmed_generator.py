@@ -13,15 +13,6 @@ from fineact.demo.scenes import render_clip
 from fineact.demo.untrimmed import MEN_EVENT, write_untrimmed_dataset
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _close_pooled_videos():
-    """Open videos of the per-thread pool hold decoder frames; later tests count live frames."""
-    yield
-    from fineact.data.video_pool import close_videos
-
-    close_videos()
-
 @pytest.fixture(scope="module")
 def untrimmed(tmp_path_factory):
     return write_untrimmed_dataset(tmp_path_factory.mktemp("untrimmed"), num_videos=3, duration=30, fps=(25, 30),
