@@ -112,6 +112,7 @@ def test_loader_stages_benchmark_times_every_stage_and_pipeline(tmp_path):
         "decode", "convert", "resize", "crop/flip", "float+norm", "collate", "transfer")))
     loader = {r["pipeline"]: r for r in payload["loader"]}
     assert loader["float"]["speedup_vs_float"] == 1.0 and loader["uint8"]["clips_per_s"] > 0
+    assert loader["uint8"]["ratio_min"] <= loader["uint8"]["ratio_vs_decode_only"] <= loader["uint8"]["ratio_max"]
     assert [(r["workers"], r["decode_threads"]) for r in payload["decoder_threads"]] == [(1, 1)]
     assert 0 <= payload["pixel_difference"][0]["mean"] <= payload["pixel_difference"][0]["max"]
     assert "(d) |uint8 pipeline - float pipeline|" in payload["stdout"]

@@ -230,3 +230,35 @@ def test_training_counts_only_its_own_bad_videos_and_names_each_once(tiny_gym, t
 
 def _lines_naming(text: str, path: Path) -> int:
     return sum(str(path) in line for line in text.splitlines())
+
+
+def test_pathways_transformed_once_on_their_union_equal_each_pathway_transformed(tmp_path):
+    """Training clips of the hierarchical pathways come from one transform of the union of their frames; they are
+    bitwise the clips of transforming each pathway's frames (same crop and flip), in the loader's layout."""
+    import numpy as np
+
+    from fineact.data.annotations import Sample
+    from fineact.data.datasets import ClipDatasetOptions, VideoClipDataset
+    from fineact.data.model_input import collate_batch
+    from fineact.data.sampling import MultiPathwaySampler
+    from fineact.data.transforms import build_train_transform
+    from fineact.data.video import read_frames_multi
+    from video_helpers import make_h264_video
+
+    video = tmp_path / "clip.mp4"
+    make_h264_video(video, 80, 64, 48)
+    sampler = MultiPathwaySampler({"event": (4, 16), "set": (8, 8), "element": (32, 2)})
+    transform = build_train_transform("multiscale", size=32, resize=40)
+    dataset = VideoClipDataset([Sample(str(video), 3, (3,), sample_id="a")], sampler, transform,
+                               ClipDatasetOptions(mode="train"), 32)
+    for seed in range(6):
+        item = dataset.keyed_item(0, seed)
+        rng = np.random.default_rng(seed)  # the dataset's draws, in its order: frames, then crop and flip
+        frames = read_frames_multi(video, sampler.indices(80, "train", rng))
+        expected, _ = transform(frames, 3, rng)
+        for name, clip in expected.items():
+            assert torch.equal(item["clips"][name], clip), (seed, name)
+            assert item["clips"][name].movedim(0, -1).is_contiguous()  # collate_batch stacks it without a transpose
+    batch = collate_batch([dataset.keyed_item(0, s) for s in range(2)])
+    assert {name: tuple(t.shape) for name, t in batch["clips"].items()} == {
+        "event": (2, 3, 4, 32, 32), "set": (2, 3, 8, 32, 32), "element": (2, 3, 32, 32, 32)}

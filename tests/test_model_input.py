@@ -1,6 +1,8 @@
 """uint8 through the loader, normalised on the device (fineact.data.model_input): the same numbers as the float
 pipeline wherever the operations are the same, and one normalisation for every path."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -9,10 +11,11 @@ from torch.utils.data._utils.collate import default_collate
 
 from conftest import tiny_experiment
 from fineact.config import load_config
-from fineact.data.model_input import IMAGENET_MEAN, IMAGENET_STD, Normalization, collate_batch
+from fineact.data.datasets import VideoClipDataset
+from fineact.data.model_input import IMAGENET_MEAN, IMAGENET_STD, Normalization, collate_batch, flip_marked
 from fineact.data.transforms import (CentreCrop, Compose, MultiScaleCrop, Normalize, RandomHorizontalFlip, Resize,
                                      TenCrop, ThreeCrop, ToFloat, ToModelLayout, build_test_transform,
-                                     build_train_transform)
+                                     build_train_transform, resize_target)
 from fineact.engine.datamodule import VideoDataModule
 from fineact.engine.features import extract_features, pathway_features
 from fineact.engine.module import RecognitionModule
@@ -96,12 +99,34 @@ def tiny(tiny_gym, tmp_path):
 def test_module_normalises_loader_batches_after_the_transfer(tiny):
     module, datamodule = tiny
     batch = next(iter(datamodule.train_dataloader()))
-    raw = batch["clips"].clone()
-    assert raw.dtype == torch.uint8 and raw.shape[1:] == (3, 4, 24, 24)
+    raw, flipped = batch["clips"].clone(), batch["flipped"].clone()
+    assert raw.dtype == torch.uint8 and raw.shape[1:] == (3, 4, 24, 24) and flipped.shape == (raw.shape[0],)
     batch = module.on_after_batch_transfer(batch, 0)
-    assert torch.equal(batch["clips"], Normalization().clip(raw))
+    assert torch.equal(batch["clips"], Normalization().clip(flip_marked(raw, flipped)))
     with torch.no_grad():  # forward takes uint8 too (the Predictor's views), normalising them the same way
-        assert torch.equal(module(raw)["element"], module(batch["clips"])["element"])
+        assert torch.equal(module(flip_marked(raw, flipped))["element"], module(batch["clips"])["element"])
+
+
+def test_training_flips_done_on_the_device_equal_flipping_in_the_worker(tiny):
+    """The datamodule's train dataset draws each flip (and its label swap) where the transform's own flip step
+    would, and leaves the mirroring to on_after_batch_transfer: the batches are bitwise those of flipping in the
+    worker."""
+    module, datamodule = tiny
+    data = datamodule.cfg.data
+    dataset = datamodule.dataset("train")
+    assert dataset.options.device_flip is not None
+    worker_flips = VideoClipDataset(
+        dataset.samples, dataset.frame_sampler,
+        build_train_transform(data.train_crop, data.crop_size, resize_target(data.resize), flip=True),
+        replace(dataset.options, device_flip=None), dataset.crop_size)
+    keys = [(i % len(dataset), 100 + i) for i in range(10)]
+    marked = collate_batch([dataset[k] for k in keys])
+    assert 0 < int(marked["flipped"].sum()) < len(keys)  # some flipped, some not
+    in_worker = collate_batch([worker_flips[k] for k in keys])
+    assert "flipped" not in in_worker  # nothing left for the device to flip
+    on_device = module.on_after_batch_transfer(marked, 0)
+    assert torch.equal(on_device["clips"], Normalization().clip(in_worker["clips"]))
+    assert torch.equal(on_device["label"], in_worker["label"])
 
 
 def test_feature_extraction_sees_the_evaluation_input(tiny, tmp_path):

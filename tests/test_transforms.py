@@ -181,6 +181,37 @@ def test_random_resized_crop_boxes():
     assert crop._fallback_box(10, 100) == (0, 43, 10, 13)  # too wide: centre crop at ratio 4/3
 
 
+@pytest.mark.parametrize("crop_class", [MultiScaleCrop, RandomResizedCrop])
+def test_crop_drawn_on_the_resized_frame_is_cut_from_the_source_pixels_it_covers(crop_class):
+    """A crop of frames 'resized to 256' is the same draw as on frames really resized so, mapped back to the
+    source to within half a source pixel (whole pixels, inside the frame)."""
+    source, resized = (240, 320), (256, 341)  # short side 256; long side int(320 * 256 / 240)
+    fused, on_resized = crop_class(224, resize=256), crop_class(224)
+    for seed in range(200):
+        top, left, h, w = fused.draw(source, rng(seed))
+        r_top, r_left, r_h, r_w = on_resized.draw(resized, rng(seed))  # the same random numbers
+        scale_y, scale_x = source[0] / resized[0], source[1] / resized[1]
+        assert abs(top - r_top * scale_y) <= 0.5 and abs(left - r_left * scale_x) <= 0.5
+        assert abs(top + h - (r_top + r_h) * scale_y) <= 0.5 and abs(left + w - (r_left + r_w) * scale_x) <= 0.5
+        assert 0 <= top < top + h <= source[0] and 0 <= left < left + w <= source[1]
+    assert fused.draw(resized, rng(1)) == on_resized.draw(resized, rng(1))  # frames already that size: no mapping
+
+
+def test_one_resampling_of_the_source_matches_resizing_the_frame_then_the_crop():
+    """On a smooth image the crop resized straight from the source equals the two-step result (resize the whole
+    frame, crop, resize the crop) up to the half-pixel placement: the same region, one resampling fewer."""
+    y, x = np.mgrid[0:120, 0:160]
+    image = (100 + 60 * np.sin(x / 17.0) * np.cos(y / 13.0)).astype(np.uint8)
+    clip = np.repeat(np.repeat(image[None, :, :, None], 3, axis=3), 2, axis=0)
+    fused = build_train_transform("multiscale", size=64, resize=100, flip=False)
+    two_steps = Compose([ToFloat(), Resize(100), MultiScaleCrop(64)])
+    for seed in range(20):
+        got, _ = fused(clip, rng=rng(seed))
+        expected, _ = two_steps(clip, rng=rng(seed))
+        difference = (got.transpose(0, 1).float() - expected).abs()
+        assert difference.mean() < 1.5 and difference.max() < 8  # a shifted crop would differ by tens of levels
+
+
 # --------------------------------------------------------------------------------------- resize & values
 
 

@@ -24,10 +24,11 @@ from torch.utils.data import Dataset, Sampler
 
 from fineact.data.annotations import Sample
 from fineact.data.test_views import TestViews
+from fineact.data.transforms import RandomHorizontalFlip
 from fineact.data.unreadable import UnreadableVideo
 from fineact.data.unreadable import encode as encode_unreadable
-from fineact.data.video import probe_video, read_frames_multi
-from fineact.data.video_pool import read_window_multi
+from fineact.data.video import probe_video, read_frames_union
+from fineact.data.video_pool import read_window_union
 from fineact.errors import ConfigError, VideoError
 
 MAX_REPLACEMENTS = 20
@@ -87,6 +88,10 @@ class ClipDatasetOptions:
     filename_template: str = "img_{:05d}.jpg"
     start_index: int = 1
     decode_threads: int = 1               # FFmpeg threads per worker (data.decode_threads)
+    # Training's horizontal flip, drawn here after the transform (the numbers the transform's own flip step would
+    # draw) and done on the device (model_input.flip_marked): mirroring is a copy of every byte, slow on a CPU
+    # (1-2 ms for a 32-frame clip at 224, a third of the crop's resize) and free on a GPU.
+    device_flip: RandomHorizontalFlip | None = None
 
 
 class VideoClipDataset(Dataset):
@@ -129,18 +134,27 @@ class VideoClipDataset(Dataset):
         return count
 
     def load(self, sample: Sample, rng: np.random.Generator):
-        """-> ({pathway: clip}, label) for one sample; raises VideoError when it cannot be read.
+        """-> ({pathway: clip}, label, flipped) for one sample; raises VideoError when it cannot be read.
 
         Training gives one clip per pathway (C, T, H, W); evaluation every test view (V, C, T, H, W); uint8 with
-        the standard transforms (normalised on the device: fineact.data.model_input)."""
+        the standard transforms (normalised on the device: fineact.data.model_input). A training transform maps
+        frames to frames (uint8 (T, H, W, 3) -> (C, T, H, W), the same crop and flip for every frame), so it runs
+        once on the union of the pathways' frames. ``flipped``: the device is to mirror the clips
+        (``options.device_flip``; the label is already the flipped clip's)."""
         mode = self.options.mode
         indices = self.frame_sampler.indices(self.frame_count(sample), mode, rng, start_frame=sample.start_frame)
         # Windows of untrimmed videos go through the per-worker pool of open videos (data/video_pool.py).
-        read = read_window_multi if sample.start_seconds is not None else read_frames_multi
-        frames = read(sample.source, indices, **self._read_options(sample))
+        read = read_window_union if sample.start_seconds is not None else read_frames_union
+        union = read(sample.source, indices, **self._read_options(sample))
         if mode == "train":
-            return self.transform(frames, sample.label, rng)
-        return self._test_views.of_frames(frames, sample.label, rng)
+            # The pathways share the crop and the flip, frame by frame: transform the union of their frames
+            # once (the three pathways of 4x16, 8x8 and 32x2 share all 32 frames) and take each pathway's after.
+            clip, label = self.transform(union.frames, sample.label, rng)
+            flipped, flip = False, self.options.device_flip
+            if flip is not None:
+                flipped, label = flip.decide(label, rng)
+            return union.take(clip), label, flipped
+        return (*self._test_views.of_frames(union.split(), sample.label, rng), False)
 
     @property
     def _test_views(self) -> TestViews:
@@ -161,8 +175,8 @@ class VideoClipDataset(Dataset):
         for _ in range(MAX_REPLACEMENTS):
             sample = sample or self.samples[index]
             try:
-                clips, label = self.load(sample, rng)
-                return self._item(clips, label, index, skipped)
+                clips, label, flipped = self.load(sample, rng)
+                return self._item(clips, label, index, skipped, flipped)
             except VideoError as error:
                 skipped.append(UnreadableVideo(str(sample.source), str(error)))
                 if self.options.mode != "train":
@@ -171,7 +185,11 @@ class VideoClipDataset(Dataset):
         raise VideoError(f"{MAX_REPLACEMENTS} unreadable videos in a row while drawing replacements; last: "
                          f"{skipped[-1].describe()}. Run `fineact check-data` on this config to list every bad video.")
 
-    def _item(self, clips: dict, label: int, index: int, skipped: list[UnreadableVideo]) -> dict:
+    def _item(self, clips: dict, label: int, index: int, skipped: list[UnreadableVideo],
+              flipped: bool = False) -> dict:
         single = list(clips) == ["clip"]
-        return {"clips": clips["clip"] if single else clips, "label": torch.tensor(label, dtype=torch.long),
+        item = {"clips": clips["clip"] if single else clips, "label": torch.tensor(label, dtype=torch.long),
                 "index": torch.tensor(index, dtype=torch.long), "skipped": encode_unreadable(skipped)}
+        if self.options.device_flip is not None:  # only then has the device flips to do
+            item["flipped"] = torch.tensor(flipped)
+        return item

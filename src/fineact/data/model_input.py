@@ -5,7 +5,7 @@ float32 to copy between processes, pin and send to the device. They become the m
 model runs, as ``(x / 255 - mean) / std`` per channel:
 
 * Lightning batches (train, validation, test, predict): ``RecognitionModule.on_after_batch_transfer``, i.e. on
-  the device, after the transfer; ``RecognitionModule.forward`` does the same for uint8 clips handed to it
+  the device, after the transfer, which first does training's flips (``flip_marked``); ``RecognitionModule.forward`` does the same for uint8 clips handed to it
   directly (``Predictor``);
 * feature extraction and Grad-CAM: ``TestViews.model_input`` / ``Normalization.clips``;
 * export: the JSON beside an exported model states these ``mean`` and ``std``, so a deployment feeds the graph
@@ -25,7 +25,7 @@ from torch.utils.data._utils.collate import default_collate
 
 from fineact.errors import ConfigError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Normalization", "collate_batch", "normalize"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Normalization", "collate_batch", "flip_marked", "normalize"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -67,6 +67,17 @@ class Normalization:
         if isinstance(clips, dict):
             return {name: self.clip(clip) for name, clip in clips.items()}
         return self.clip(clips)
+
+
+def flip_marked(clips, flipped: torch.Tensor):
+    """Mirror along the width the clips of the samples marked in ``flipped`` (B,) bool: training's horizontal
+    flip, drawn per sample in the worker (``ClipDatasetOptions.device_flip``, which also swapped the label) and
+    done here, on the device, for a batch (B, ...) or each pathway of a {pathway: batch} dict."""
+    def one(batch: torch.Tensor) -> torch.Tensor:
+        marked = flipped.to(batch.device).view(-1, *(1,) * (batch.dim() - 1))
+        return torch.where(marked, batch.flip(-1), batch)  # no host sync on the flags
+
+    return {name: one(t) for name, t in clips.items()} if isinstance(clips, dict) else one(clips)
 
 
 def normalization_for(data_cfg=None) -> Normalization:

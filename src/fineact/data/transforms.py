@@ -14,9 +14,12 @@ crops add a leading view axis, ``(V, T, C, H, W)``; ``ToModelLayout`` gives the 
 or ``(V, C, T, H, W)``. ``Normalize`` maps float clips to ``(x / 255 - mean) / std``.
 
 ``build_train_transform`` / ``build_test_transform`` assemble the standard recipes (TSM / ARC / SlowOnly) in
-uint8 and leave the normalisation to the device (fineact.data.model_input): the frames are resized once, in
-uint8 and before any crop (antialiased bilinear, like PIL), the crops are views, and the only per-pixel
-copies left on the CPU are the crop's resize, the flip and the layout, on crop-sized frames.
+uint8 and leave the normalisation to the device (fineact.data.model_input). Every pixel is resampled once, in
+uint8 (antialiased bilinear, like PIL), and only for the pixels the model will see: a training crop is drawn on
+the frame as the recipe's resize would make it (short side 256), then cut from the source pixels it covers and
+resized straight to 224 (``_ResizingCrop``), so the full frame is never resized; a test crop is a view of the
+resized frame. The only per-pixel copies on the CPU are that one resize, the flip and the layout; fineact's
+training leaves the flip to the device too (``ClipDatasetOptions.device_flip``).
 """
 
 from __future__ import annotations
@@ -185,8 +188,33 @@ class CentreCrop(_Spatial):
         return _crop(clip, box)
 
 
-class MultiScaleCrop(_Spatial):
-    """TSM's multi-scale crop, then a resize to ``size``.
+class _ResizingCrop(_Spatial):
+    """A random crop resized to ``size``, drawn on the frames as ``resize`` would make them.
+
+    ``resize`` (short side int, or (H, W); None = the frames as they are) is the recipe's resize before the crop:
+    the box is drawn on frames of that size, exactly as if they had been resized, then mapped back to the source
+    pixels it covers (rounded to whole source pixels) and resized from there to ``size``. One resampling instead
+    of two (resize the frame, then the crop) and none of the full frame's pixels the crop drops; the drawn crop is
+    the same region, placed to within half a source pixel. Subclasses draw the box (``draw_box``).
+    """
+
+    def __init__(self, size: int | tuple[int, int], resize: int | tuple[int, int] | None):
+        self.size = _pair(_check_size(size, type(self).__name__))
+        self.resize = None if resize is None else _check_size(resize, type(self).__name__)
+
+    def draw(self, size, rng):
+        drawn_on = size if self.resize is None else _resized_shape(size, self.resize)
+        return _source_box(self.draw_box(drawn_on, rng), drawn_on, size)
+
+    def draw_box(self, size: tuple[int, int], rng: np.random.Generator) -> Box:
+        raise NotImplementedError
+
+    def transform(self, clip, box):
+        return _resize(_crop(clip, box), self.size)
+
+
+class MultiScaleCrop(_ResizingCrop):
+    """TSM's multi-scale crop, then a resize to ``size`` (drawn on frames resized so by ``resize``: above).
 
     With ``base = min(H, W)``, candidate crop sides are ``int(base * s)`` for s in ``scales``, snapped to the
     output side when within 3 pixels. A (width, height) pair is drawn uniformly among the sides whose scale
@@ -202,8 +230,9 @@ class MultiScaleCrop(_Spatial):
         max_distort: int = 1,
         fix_crop: bool = True,
         more_fix_crop: bool = True,
+        resize: int | tuple[int, int] | None = None,
     ):
-        self.size = _pair(_check_size(size, "MultiScaleCrop"))
+        super().__init__(size, resize)
         if not scales or min(scales) <= 0 or max(scales) > 1:
             raise ConfigError(f"MultiScaleCrop scales must be in (0, 1], got {scales}")
         self.scales, self.max_distort = tuple(scales), max_distort
@@ -231,7 +260,7 @@ class MultiScaleCrop(_Spatial):
             grid += [(2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)]
         return [(row * h_step, col * w_step) for row, col in grid]
 
-    def draw(self, size, rng):
+    def draw_box(self, size, rng):
         height, width = size
         pairs = self.candidate_sizes(height, width)
         crop_h, crop_w = pairs[rng.integers(len(pairs))]
@@ -242,12 +271,10 @@ class MultiScaleCrop(_Spatial):
             top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
         return (top, left, crop_h, crop_w)
 
-    def transform(self, clip, box):
-        return _resize(_crop(clip, box), self.size)
 
-
-class RandomResizedCrop(_Spatial):
-    """Inception-style crop (torchvision's algorithm), then a resize to ``size``.
+class RandomResizedCrop(_ResizingCrop):
+    """Inception-style crop (torchvision's algorithm), then a resize to ``size`` (drawn on frames resized so by
+    ``resize``: ``_ResizingCrop``).
 
     Up to 10 tries: area fraction uniform in ``area``, aspect ratio log-uniform in ``ratio``,
     ``w = round(sqrt(A * r))``, ``h = round(sqrt(A / r))``; the first box that fits is placed uniformly.
@@ -259,13 +286,14 @@ class RandomResizedCrop(_Spatial):
         size: int | tuple[int, int] = 224,
         area: tuple[float, float] = (0.08, 1.0),
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        resize: int | tuple[int, int] | None = None,
     ):
-        self.size = _pair(_check_size(size, "RandomResizedCrop"))
+        super().__init__(size, resize)
         if not 0 < area[0] <= area[1] <= 1 or not 0 < ratio[0] <= ratio[1]:
             raise ConfigError(f"RandomResizedCrop needs 0 < area <= 1 and 0 < ratio ranges, got {area}, {ratio}")
         self.area, self.ratio = tuple(area), tuple(ratio)
 
-    def draw(self, size, rng):
+    def draw_box(self, size, rng):
         height, width = size
         log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):
@@ -289,9 +317,6 @@ class RandomResizedCrop(_Spatial):
             crop_h, crop_w = height, width
         return ((height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w)
 
-    def transform(self, clip, box):
-        return _resize(_crop(clip, box), self.size)
-
 
 class RandomHorizontalFlip(ClipTransform):
     """Mirror every frame of every pathway with probability ``p``.
@@ -306,11 +331,18 @@ class RandomHorizontalFlip(ClipTransform):
         self.p = p
         self.label_map = dict(label_map) if label_map else None
 
-    def apply(self, clips, label, rng):
+    def decide(self, label, rng: np.random.Generator) -> tuple[bool, Any]:
+        """Draw the flip (one number from ``rng``) -> (flip or not, the label as the flipped clip has it). The
+        datasets draw it so and leave the pixels to the device (``ClipDatasetOptions.device_flip``)."""
         if rng.random() >= self.p:
+            return False, label
+        return True, self._swap(label)
+
+    def apply(self, clips, label, rng):
+        flip, label = self.decide(label, rng)
+        if not flip:
             return clips, label
-        flipped = {name: clip.flip(-1) for name, clip in clips.items()}
-        return flipped, self._swap(label)
+        return {name: clip.flip(-1) for name, clip in clips.items()}, label
 
     def _swap(self, label):
         if self.label_map is None or label is None:
@@ -373,20 +405,19 @@ def build_train_transform(
     scales: Sequence[float] = (1, 0.875, 0.75, 0.66),
     area: tuple[float, float] = (0.08, 1.0),
 ) -> Compose:
-    """uint8 clips -> uint8 ``(C, T, size, size)``: resize (short side int, or (H, W); None = keep), a random
-    crop ("multiscale": TSM's MultiScaleCrop with ``scales``; "random_resized": RandomResizedCrop with
-    ``area``) and an optional flip (with ``flip_label_map`` swaps); normalised on the device (model_input).
-    The ARC SSv1 recipe is ``resize=(240, 320), kind="multiscale", flip_label_map=SSV1_FLIP_LABEL_MAP``."""
+    """uint8 clips -> uint8 ``(C, T, size, size)``: a random crop of the frames as ``resize`` makes them (short
+    side int, or (H, W); None = keep) ("multiscale": TSM's MultiScaleCrop with ``scales``; "random_resized":
+    RandomResizedCrop with ``area``), resized to ``size`` from the source pixels in one step
+    (``_ResizingCrop``), and an optional flip (with ``flip_label_map`` swaps); normalised on the device
+    (model_input). The ARC SSv1 recipe is ``resize=(240, 320), kind="multiscale",
+    flip_label_map=SSV1_FLIP_LABEL_MAP``."""
     if kind == "multiscale":
-        crop: ClipTransform = MultiScaleCrop(size, scales)
+        crop: ClipTransform = MultiScaleCrop(size, scales, resize=resize)
     elif kind == "random_resized":
-        crop = RandomResizedCrop(size, area)
+        crop = RandomResizedCrop(size, area, resize=resize)
     else:
         raise ConfigError(f"train transform kind must be 'multiscale' or 'random_resized', got {kind!r}")
-    steps: list[ClipTransform] = [AsTensor()]
-    if resize is not None:
-        steps.append(Resize(resize))
-    steps.append(crop)
+    steps: list[ClipTransform] = [AsTensor(), crop]
     if flip:
         steps.append(RandomHorizontalFlip(0.5, flip_label_map))
     steps.append(ToLoaderLayout())
@@ -442,6 +473,23 @@ def _resized_shape(size: tuple[int, int], target: int | tuple[int, int]) -> tupl
     if height <= width:
         return target, int(target * width / height)
     return int(target * height / width), target
+
+
+def _source_box(box: Box, drawn_on: tuple[int, int], source: tuple[int, int]) -> Box:
+    """A box on frames of size ``drawn_on`` -> the box of ``source``-sized frames covering the same region, its
+    edges rounded to whole source pixels (at least one pixel, inside the frame)."""
+    if tuple(drawn_on) == tuple(source):
+        return box
+    top, left, height, width = box
+
+    def edges(start: int, length: int, scale: float, limit: int) -> tuple[int, int]:
+        first = min(limit - 1, math.floor(start * scale + 0.5))
+        last = max(first + 1, min(limit, math.floor((start + length) * scale + 0.5)))
+        return first, last - first
+
+    (y, h), (x, w) = (edges(top, height, source[0] / drawn_on[0], source[0]),
+                      edges(left, width, source[1] / drawn_on[1], source[1]))
+    return (y, x, h, w)
 
 
 def _resize(clip: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:

@@ -46,11 +46,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 from PIL import Image
 
 from fineact.errors import ConfigError, VideoError
 
-__all__ = ["EncodedVideo", "VideoInfo", "probe_video", "read_frames", "read_frames_multi"]
+__all__ = ["EncodedVideo", "FrameUnion", "VideoInfo", "probe_video", "read_frames", "read_frames_multi",
+           "read_frames_union"]
 
 SOURCE_KINDS = ("auto", "video", "frames")
 # Seeking costs a demuxer seek, a decoder flush and refilling the decoder's reorder/thread pipeline (a few
@@ -125,19 +127,55 @@ def read_frames(
     return np.stack([frames[i] for i in wanted.tolist()])
 
 
+@dataclass(frozen=True)
+class FrameUnion:
+    """The frames of several index lists (e.g. one per pathway), each decoded once: ``frames`` holds the sorted
+    union of the indices, ``positions[name]`` where each list's frames are in it (repeats allowed)."""
+
+    frames: np.ndarray                # uint8 (len(union), H, W, 3)
+    positions: dict[str, np.ndarray]  # {name: int64 positions into frames}
+
+    @staticmethod
+    def of(index_lists: Mapping[str, Sequence[int] | np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """-> (the sorted unique indices to read, {name: positions in them})."""
+        lists = {name: np.asarray(idx, dtype=np.int64).reshape(-1) for name, idx in index_lists.items()}
+        union = np.unique(np.concatenate(list(lists.values()))) if lists else np.zeros(0, np.int64)
+        return union, {name: np.searchsorted(union, idx) for name, idx in lists.items()}
+
+    def split(self) -> dict[str, np.ndarray]:
+        """{name: that list's frames}, copied out of the union."""
+        return {name: self.frames[pos] for name, pos in self.positions.items()}
+
+    def take(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The union's frames after a per-frame transform, uint8 ``(C, T, H, W)`` in the loader's layout (channels
+        innermost in memory) -> {name: that list's frames}, in the same layout; no copy when a list is the whole
+        union in order (a single pathway)."""
+        every = np.arange(clip.shape[-3])
+        frames_last = clip.movedim(-4, -1)  # (T, H, W, C): indexing T keeps the memory order
+        return {name: clip if np.array_equal(pos, every) else frames_last[torch.from_numpy(pos)].movedim(-1, -4)
+                for name, pos in self.positions.items()}
+
+
+def read_frames_union(
+    source: str | os.PathLike | EncodedVideo,
+    index_lists: Mapping[str, Sequence[int] | np.ndarray],
+    **read_kwargs,
+) -> FrameUnion:
+    """Read several index lists (e.g. one per pathway) with ONE decode of their union: a ``FrameUnion``.
+
+    ``read_kwargs`` are passed to ``read_frames`` (filename_template, start_index, kind, decode_threads).
+    """
+    union, positions = FrameUnion.of(index_lists)
+    return FrameUnion(read_frames(source, union, **read_kwargs), positions)
+
+
 def read_frames_multi(
     source: str | os.PathLike | EncodedVideo,
     index_lists: Mapping[str, Sequence[int] | np.ndarray],
     **read_kwargs,
 ) -> dict[str, np.ndarray]:
-    """Read several index lists (e.g. one per pathway) with ONE decode of their union; returns {name: frames}.
-
-    ``read_kwargs`` are passed to ``read_frames`` (filename_template, start_index, kind, decode_threads).
-    """
-    lists = {name: np.asarray(idx, dtype=np.int64).reshape(-1) for name, idx in index_lists.items()}
-    union = np.unique(np.concatenate(list(lists.values()))) if lists else np.zeros(0, np.int64)
-    frames = read_frames(source, union, **read_kwargs)
-    return {name: frames[np.searchsorted(union, idx)] for name, idx in lists.items()}
+    """Read several index lists with ONE decode of their union; returns {name: frames} (``read_frames_union``)."""
+    return read_frames_union(source, index_lists, **read_kwargs).split()
 
 
 def probe_video(

@@ -33,7 +33,7 @@ import numpy as np
 from fineact.data import video as _video
 from fineact.errors import VideoError
 
-__all__ = ["POOL_SIZE", "close_videos", "proves_constant_rate", "read_window", "read_window_multi", "warn_not_seekable"]
+__all__ = ["POOL_SIZE", "close_videos", "proves_constant_rate", "read_window", "read_window_union", "warn_not_seekable"]
 
 POOL_SIZE = 8
 _warned: set[str] = set()
@@ -170,10 +170,8 @@ def read_window(source: str | os.PathLike, indices: Sequence[int] | np.ndarray, 
     return np.stack([frames[i] for i in wanted.tolist()])
 
 
-def read_window_multi(source: str | os.PathLike, index_lists: Mapping[str, Sequence[int] | np.ndarray], *,
-                      decode_threads: int = 1, **_ignored) -> dict[str, np.ndarray]:
-    """`data.video.read_frames_multi` through the pool: one decode of the union of the index lists."""
-    lists = {name: np.asarray(idx, dtype=np.int64).reshape(-1) for name, idx in index_lists.items()}
-    union = np.unique(np.concatenate(list(lists.values()))) if lists else np.zeros(0, np.int64)
-    frames = read_window(source, union, decode_threads=decode_threads)
-    return {name: frames[np.searchsorted(union, idx)] for name, idx in lists.items()}
+def read_window_union(source: str | os.PathLike, index_lists: Mapping[str, Sequence[int] | np.ndarray], *,
+                      decode_threads: int = 1, **_ignored) -> _video.FrameUnion:
+    """`data.video.read_frames_union` through the pool: one decode of the union of the index lists."""
+    union, positions = _video.FrameUnion.of(index_lists)
+    return _video.FrameUnion(read_window(source, union, decode_threads=decode_threads), positions)

@@ -16,7 +16,7 @@ from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDat
 from fineact.data.model_input import collate_batch
 from fineact.data.sampling import sampler_for
 from fineact.data.test_views import TestViews
-from fineact.data.transforms import build_train_transform, resize_target
+from fineact.data.transforms import RandomHorizontalFlip, build_train_transform, resize_target
 from fineact.data.unreadable import UnreadableVideo
 from fineact.data.untrimmed import MISSING_VIDEOS_FILE, UntrimmedSplits
 from fineact.engine.resumable_loader import ResumableLoaderMixin
@@ -96,15 +96,20 @@ class VideoDataModule(L.LightningDataModule):
         key = f"{split}/{mode}"
         if key not in self._datasets:
             data = self.cfg.data
+            device_flip = None
             if mode == "train":
                 frame_sampler = sampler_for(self.clip_specs, short_video=data.short_video)
+                # the flip is drawn by the dataset and done on the device (ClipDatasetOptions.device_flip)
                 transform = build_train_transform(data.train_crop, data.crop_size, resize_target(data.resize),
-                                                  data.flip, dict(data.flip_label_map) or None)
+                                                  flip=False)
+                if data.flip:
+                    device_flip = RandomHorizontalFlip(0.5, dict(data.flip_label_map) or None)
             else:
                 views = TestViews.from_config(data, self.clip_specs)
                 frame_sampler, transform = views.frame_sampler, views.transform
             options = ClipDatasetOptions(mode=mode, filename_template=data.filename_template,
-                                         start_index=data.start_index, decode_threads=data.decode_threads)
+                                         start_index=data.start_index, decode_threads=data.decode_threads,
+                                         device_flip=device_flip)
             if data[split] is not None and data[split].shards:
                 self._datasets[key] = pack_dataset(self.cfg, split, frame_sampler, transform, options)
             else:

@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fineact.data.model_input import normalization_for
+from fineact.data.model_input import flip_marked, normalization_for
 from fineact.engine.metrics import LevelMetrics
 from fineact.engine.model_factory import build_from_config
 from fineact.engine.optim import build_optimizer
@@ -91,8 +91,11 @@ class RecognitionModule(L.LightningModule):
 
     # -- input ---------------------------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 clips -> normalised float32, on the device: the loader sent a quarter of the bytes."""
+        """uint8 clips -> training's flips, then normalised float32, on the device: the loader sent a quarter of
+        the bytes and left the mirroring to the device (fineact.data.model_input)."""
         if isinstance(batch, dict) and "clips" in batch:
+            if "flipped" in batch:
+                batch["clips"] = flip_marked(batch["clips"], batch["flipped"])
             batch["clips"] = self.normalization.clips(batch["clips"])
         return batch
 
