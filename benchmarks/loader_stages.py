@@ -5,9 +5,11 @@
 
 Synthetic 4-second H.264 videos (30 fps, GOP 48, 3 B-frames) at each source size; the train pipeline of the
 config defaults (resize short side 256, MultiScaleCrop 224, flip) on sparse 4x16, dense 32x2 and the
-hierarchical network's three pathways (4x16 + 8x8 + 32x2, one decode). Pipelines: "float" is the one before
-issue 18 (float32 from the first step, normalised in the worker); "uint8" is fineact's (resize, crop and flip in
-uint8, normalised on the device after the transfer).
+hierarchical network's three pathways (4x16 + 8x8 + 32x2, one decode of their 32 frames, transformed once).
+Pipelines: "float" is the one before issue 18 (float32 from the first step, the whole frame resized and then
+the crop, normalised in the worker); "uint8" is fineact's (the crop cut from the source frame and resized to
+224 in one step, the flip, in uint8; normalised on the device after the transfer). Both run through today's
+dataset, which transforms the pathways' union once.
 
 Host memory as `fineact train` sets it (--host-memory reuse; the "before" results were taken with the C
 library's defaults, "release").
@@ -15,15 +17,20 @@ library's defaults, "release").
 (a) Per-stage milliseconds for one clip (medians over the clips, in this process with 1 torch thread as in a
     DataLoader worker, decoder threads 1):
     decode = demux + decode (the reader's time less its colour conversion), convert = YUV -> RGB (with the
-    scaling when FFmpeg's scaler resizes), resize = full-frame resize in torch, crop/flip = crop, flip and the
-    crop's resize to 224, worker float/layout = what the worker does after the crops (float: normalisation and
-    model layout; uint8: the loader layout only), collate = the loader's collate_batch per clip (batch 4),
+    scaling when FFmpeg's scaler resizes), resize = full-frame resize in torch (float only: uint8 crops are cut
+    from the source frame), crop/flip = crop, the crop's resize to 224 and the flip (uint8: the flip is only
+    drawn in the worker and done on the device), worker float/layout = what the worker does after the crops (float: normalisation and
+    model layout; uint8: the loader layout only; both: taking each pathway's frames from the union the
+    transform ran on once), collate = the loader's collate_batch per clip (batch 4),
     transfer = a worker's batch reaching the main process (a DataLoader with 1 worker serving ready-made items) less the
     collation; total = the worker's and the transfer's time. "device norm" (uint8 only, not in the total) is
-    the float conversion + normalisation that the device does after the transfer, timed here on this CPU.
+    what the device does after the transfer, timed here on this CPU: the flips (half the clips) and the float
+    conversion + normalisation.
 (b) DataLoader clips/s with 1 and 2 workers, batch 4: "decode-only" (the same Dataset reading the same frames,
     transform replaced by nothing) vs each pipeline, epochs interleaved in one run (persistent workers, one
-    warm-up epoch each) so the machine's load hits all alike; ratio = pipeline / decode-only.
+    warm-up epoch each) so the machine's load hits all alike; clips/s = clips / median epoch time; ratio =
+    pipeline / decode-only taken round by round (the two epochs of a round ran back to back): the median of the
+    rounds and their range.
 (c) Decoder threads per worker (data.decode_threads) against more workers: uint8 pipeline, dense 32x2, every
     (workers, threads) pair of --workers x --threads, interleaved; ratio vs decode-only with 1 worker, 1 thread.
 (d) Pixel difference of the uint8 pipeline from the float one (same clips, crops and flips): |uint8 - float|
@@ -55,8 +62,8 @@ from fineact.data import transforms as T  # noqa: E402
 from fineact.data.annotations import Sample  # noqa: E402
 from fineact.data.datasets import ClipDatasetOptions, KeyedSampler, VideoClipDataset  # noqa: E402
 from fineact.data.sampling import DenseSampler, MultiPathwaySampler  # noqa: E402
-from fineact.data.model_input import Normalization, collate_batch  # noqa: E402
-from fineact.data.video import read_frames_multi  # noqa: E402
+from fineact.data.model_input import Normalization, collate_batch, flip_marked  # noqa: E402
+from fineact.data.video import FrameUnion, read_frames_union  # noqa: E402
 
 FPS, SECONDS, GOP, BFRAMES, BATCH = 30, 4, 48, 3, 4
 SIZES = ("320x240", "640x360", "1280x720")
@@ -116,11 +123,12 @@ def float_pipeline(normalize: bool = True):
 
 
 def uint8_pipeline():
-    """fineact's train pipeline: uint8 through the loader, normalised on the device."""
-    return T.build_train_transform("multiscale", 224, 256)
+    """fineact's train pipeline, as the datamodule builds it: uint8 through the loader, the flip drawn in the
+    worker (ClipDatasetOptions.device_flip), mirrored and normalised on the device."""
+    return T.build_train_transform("multiscale", 224, 256, flip=False), T.RandomHorizontalFlip(0.5)
 
 
-PIPELINES = {"float": float_pipeline, "uint8": uint8_pipeline}
+PIPELINES = {"float": lambda: (float_pipeline(), None), "uint8": uint8_pipeline}  # name -> (transform, device flip)
 
 
 # -------------------------------------------------------------------------------------------- (a) stages
@@ -134,7 +142,7 @@ def timed(fn):
 
 def stage_times(path: Path, frames_av: list, case: str, pipeline: str, clips: int) -> dict[str, float]:
     """Median milliseconds per stage for one clip of `case`."""
-    transform = PIPELINES[pipeline]()
+    transform, device_flip = PIPELINES[pipeline]()
     sampler = CASES[case]()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a DataLoader worker
@@ -143,16 +151,21 @@ def stage_times(path: Path, frames_av: list, case: str, pipeline: str, clips: in
     for k in range(clips + 1):  # clip 0 warms up
         rng = np.random.default_rng(k)
         indices = sampler.indices(len(frames_av), "train", rng)
-        frames, read_s = timed(lambda: read_frames_multi(path, indices, decode_threads=1))
-        union = np.unique(np.concatenate(list(indices.values())))
-        _, convert_s = timed(lambda: [frames_av[i].to_ndarray(format="rgb24") for i in union])
+        union, read_s = timed(lambda: read_frames_union(path, indices, decode_threads=1))
+        unique = FrameUnion.of(indices)[0]
+        _, convert_s = timed(lambda: [frames_av[i].to_ndarray(format="rgb24") for i in unique])
         times = dict.fromkeys(STAGES, 0.0)
         times["decode"], times["convert"] = read_s - convert_s, convert_s
-        clip_dict, label = dict(frames), 0
+        clip_dict, label = {"clip": union.frames}, 0  # as the dataset does: the pathways' union, once
         for step in transform.transforms:
             (clip_dict, label), seconds = timed(lambda: step.apply(clip_dict, label, rng))
             times[STAGE_OF_STEP[type(step).__name__]] += seconds
-        clips_out = clip_dict["clip"] if list(clip_dict) == ["clip"] else clip_dict
+        if device_flip is not None:
+            (_, label), seconds = timed(lambda: device_flip.decide(label, rng))
+            times["crop/flip"] += seconds
+        pathways, take_s = timed(lambda: union.take(clip_dict["clip"]))
+        times["float+norm"] += take_s
+        clips_out = pathways["clip"] if list(pathways) == ["clip"] else pathways
         item = {"clips": clips_out, "label": torch.tensor(0), "index": torch.tensor(k), "skipped": ""}
         _, collate_s = timed(lambda: collate_batch([item] * BATCH))
         times["collate"] = collate_s / BATCH
@@ -165,8 +178,9 @@ def stage_times(path: Path, frames_av: list, case: str, pipeline: str, clips: in
     medians["total"] = sum(medians.values())
     batch = collate_batch([item] * BATCH)["clips"]
     is_uint8 = next(iter(batch.values())).dtype == torch.uint8 if isinstance(batch, dict) else batch.dtype == torch.uint8
-    if is_uint8:
-        norm = [timed(lambda: Normalization().clips(batch))[1] for _ in range(3)]
+    if is_uint8:  # half the clips flipped, as the flip's p = 0.5 makes them on average
+        flipped = torch.arange(BATCH) % 2 == 0
+        norm = [timed(lambda: Normalization().clips(flip_marked(batch, flipped)))[1] for _ in range(3)]
         medians["device_norm"] = 1e3 * statistics.median(norm) / BATCH
     return medians
 
@@ -197,37 +211,54 @@ def transfer_seconds(item: dict, clips: int) -> float:
 
 
 def nothing(frames, label, rng):
-    """The decode-only 'transform': drop the frames (a scalar travels instead)."""
-    return {"clip": torch.zeros(())}, label
+    """The decode-only 'transform': drop the frames (a 1-pixel clip per frame travels instead)."""
+    return torch.zeros((1, len(frames), 1, 1), dtype=torch.uint8), label
 
 
-def make_loader(path: Path, case: str, transform, clips: int, workers: int, decode_threads: int = 1) -> DataLoader:
+def make_loader(path: Path, case: str, pipeline: tuple, clips: int, workers: int, decode_threads: int = 1) -> DataLoader:
+    """A loader of `clips` training clips of `path`; `pipeline` = (transform, device flip or None)."""
+    transform, device_flip = pipeline
     samples = [Sample(source=str(path), label=0, sample_id=str(i)) for i in range(clips)]
-    options = ClipDatasetOptions(mode="train", decode_threads=decode_threads)
+    options = ClipDatasetOptions(mode="train", decode_threads=decode_threads, device_flip=device_flip)
     dataset = VideoClipDataset(samples, CASES[case](), transform, options, 224)
     return DataLoader(dataset, batch_size=BATCH, num_workers=workers, persistent_workers=True,
                       collate_fn=collate_batch,
                       sampler=KeyedSampler(len(dataset), shuffle=True, seed=0))
 
 
-def interleaved_rates(loaders: dict[str, DataLoader], clips: int, repeats: int) -> dict[str, float]:
-    """Clips/s of each loader: 1 / median epoch time, epochs of all loaders taken in turn."""
+def interleaved_epochs(loaders: dict[str, DataLoader], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each loader's epochs, the loaders taken in turn round after round (round 0, which starts the
+    workers and warms up, is not kept): a slow spell of the machine hits every loader of its round."""
     epochs: dict[str, list[float]] = {name: [] for name in loaders}
-    for rep in range(repeats + 1):  # repeat 0 starts the workers and warms up
+    for rep in range(repeats + 1):
         for name, loader in loaders.items():
             _, seconds = timed(lambda: sum(batch["label"].numel() for batch in loader))
             if rep:
                 epochs[name].append(seconds)
-    return {name: clips / statistics.median(values) for name, values in epochs.items()}
+    return epochs
+
+
+def interleaved_rates(loaders: dict[str, DataLoader], clips: int, repeats: int) -> dict[str, float]:
+    """Clips/s of each loader: 1 / median epoch time, epochs of all loaders taken in turn."""
+    return {name: clips / statistics.median(values) for name, values in interleaved_epochs(loaders, repeats).items()}
+
+
+def paired_ratios(epochs: dict[str, list[float]], name: str, baseline: str) -> list[float]:
+    """rate(name) / rate(baseline) round by round: the two epochs of one round ran back to back."""
+    return [base / own for own, base in zip(epochs[name], epochs[baseline])]
 
 
 def loader_rates(path: Path, case: str, pipelines: list[str], clips: int, repeats: int, workers: int) -> list[dict]:
-    loaders = {"decode-only": make_loader(path, case, nothing, clips, workers)}
+    loaders = {"decode-only": make_loader(path, case, (nothing, None), clips, workers)}
     loaders |= {name: make_loader(path, case, PIPELINES[name](), clips, workers) for name in pipelines}
-    rates = interleaved_rates(loaders, clips, repeats)
-    rows = [{"pipeline": name, "workers": workers, "decode_only_clips_per_s": rates["decode-only"],
-             "clips_per_s": rates[name], "ratio_vs_decode_only": rates[name] / rates["decode-only"]}
-            for name in pipelines]
+    epochs = interleaved_epochs(loaders, repeats)
+    rates = {name: clips / statistics.median(values) for name, values in epochs.items()}
+    rows = []
+    for name in pipelines:
+        ratios = paired_ratios(epochs, name, "decode-only")
+        rows.append({"pipeline": name, "workers": workers, "decode_only_clips_per_s": rates["decode-only"],
+                     "clips_per_s": rates[name], "ratio_vs_decode_only": statistics.median(ratios),
+                     "ratio_min": min(ratios), "ratio_max": max(ratios)})
     if "float" in rates:
         for row in rows:
             row["speedup_vs_float"] = rates[row["pipeline"]] / rates["float"]
@@ -237,7 +268,7 @@ def loader_rates(path: Path, case: str, pipelines: list[str], clips: int, repeat
 def thread_rates(path: Path, workers: list[int], threads: list[int], clips: int, repeats: int) -> list[dict]:
     """(c): the uint8 pipeline on dense 32x2 with every (workers, decoder threads) pair, interleaved."""
     case = "dense 32x2"
-    loaders = {"decode-only": make_loader(path, case, nothing, clips, 1)}
+    loaders = {"decode-only": make_loader(path, case, (nothing, None), clips, 1)}
     for w in workers:
         for t in threads:
             loaders[f"{w}x{t}"] = make_loader(path, case, uint8_pipeline(), clips, w, decode_threads=t)
@@ -254,7 +285,8 @@ def pixel_difference(frames_av: list, clips: int) -> dict:
         indices = np.random.default_rng(k).choice(len(frames_av), 8, replace=False)
         clip = np.stack([frames_av[i].to_ndarray(format="rgb24") for i in indices])
         before, _ = float_pipeline(normalize=False)(clip, rng=np.random.default_rng(k))
-        after, _ = uint8_pipeline()(clip, rng=np.random.default_rng(k))
+        # the flip in the transform: bitwise the device's (tests/test_model_input.py)
+        after, _ = T.build_train_transform("multiscale", 224, 256)(clip, rng=np.random.default_rng(k))
         diffs.append((after.float() - before).abs().flatten())
     d = torch.cat(diffs)
     return {"mean": float(d.mean()), "p99": float(d.quantile(0.99)) if d.numel() < 2**24 else float(d[::7].quantile(0.99)),
@@ -304,9 +336,11 @@ def main(argv: list[str] | None = None) -> None:
                 [[r["source"], r["case"], r["pipeline"], *(r[s] for s in STAGES), r["total"],
                   r.get("device_norm", "")] for r in stage_rows])
     print("\n(b) DataLoader clips/s, batch 4: decode-only vs each pipeline, interleaved epochs")
-    print_table(["source", "case", "pipeline", "workers", "decode-only", "clips/s", "ratio", "vs float"],
+    print_table(["source", "case", "pipeline", "workers", "decode-only", "clips/s", "ratio", "ratio range",
+                 "vs float"],
                 [[r["source"], r["case"], r["pipeline"], r["workers"], r["decode_only_clips_per_s"],
-                  r["clips_per_s"], r["ratio_vs_decode_only"], r.get("speedup_vs_float", "")] for r in loader_rows])
+                  r["clips_per_s"], r["ratio_vs_decode_only"], f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}",
+                  r.get("speedup_vs_float", "")] for r in loader_rows])
     if thread_rows:
         print("\n(c) uint8 pipeline, dense 32x2: workers x decoder threads (ratio vs decode-only, 1 worker 1 thread)")
         print_table(["source", "workers", "threads", "clips/s", "ratio"],
