@@ -111,10 +111,10 @@ def test_same_batches_with_and_without_worker_processes(tiny_gym, tmp_path):
     def batches(workers):
         loader = DataLoader(dataset, batch_size=4, num_workers=workers,
                             sampler=KeyedSampler(len(dataset), shuffle=True, seed=1))
-        return [b["clips"] for b in loader]
+        return [(b["clips"], b["flipped"], b["label"]) for b in loader]
 
-    for a, b in zip(batches(0), batches(2)):
-        assert torch.equal(a, b)
+    for a, b in zip(batches(0), batches(2), strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))  # clips, the device's flips and the labels
 
 
 def test_check_data_lists_every_bad_video(tiny_gym, damaged_gym, tmp_path, capsys):

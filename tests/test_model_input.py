@@ -139,3 +139,13 @@ def test_feature_extraction_sees_the_evaluation_input(tiny, tmp_path):
     with torch.no_grad():
         expected = pathway_features(module.model, Normalization().clip(views))["clip"]
     torch.testing.assert_close(stored["clip"][2], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_flips_marked_for_the_device_mirror_only_the_marked_clips():
+    batch = torch.randint(0, 256, (4, 3, 2, 5, 6), dtype=torch.uint8)
+    flipped = torch.tensor([True, False, False, True])
+    before = batch.clone()
+    out = flip_marked({"p": batch}, flipped)["p"]
+    assert torch.equal(out, torch.where(flipped.view(-1, 1, 1, 1, 1), batch.flip(-1), batch))
+    assert torch.equal(batch, before) and not torch.equal(out, batch)  # a new batch; the loader's is untouched
+    assert flip_marked(batch, torch.zeros(4, dtype=torch.bool)) is batch

@@ -13,6 +13,7 @@ import torch
 pytest.importorskip("litdata")
 
 from conftest import tiny_experiment  # noqa: E402
+from fineact.data.model_input import flip_marked
 from fineact.config import load_config  # noqa: E402
 from fineact.data import pack_writer  # noqa: E402
 from fineact.data.annotations import Sample  # noqa: E402
@@ -48,7 +49,12 @@ def _datamodule(cfg):
 
 
 def _clips_by_sample(loader):
-    return {int(i): clip for batch in loader for i, clip in zip(batch["index"], batch["clips"])}
+    """{sample index: its clip as the model sees it (the device's flip done) and its label}."""
+    def seen(batch):  # evaluation batches carry no flips
+        return flip_marked(batch["clips"], batch["flipped"]) if "flipped" in batch else batch["clips"]
+
+    return {int(i): (clip, label) for batch in loader for i, clip, label in zip(batch["index"], seen(batch),
+                                                                              batch["label"])}
 
 
 def test_a_pack_gives_every_sample_the_clip_its_file_gives_each_epoch(tiny_gym, packs, tmp_path):
@@ -61,7 +67,8 @@ def test_a_pack_gives_every_sample_the_clip_its_file_gives_each_epoch(tiny_gym, 
         from_pack.epoch_of = lambda: epoch
         expected, found = _clips_by_sample(from_files), _clips_by_sample(from_pack)
         assert sorted(found) == sorted(expected) == list(range(16))  # every sample once, none twice
-        assert all(torch.equal(found[i], expected[i]) for i in expected)  # same frames, crop, flip (same key)
+        assert all(torch.equal(found[i][0], expected[i][0]) and found[i][1] == expected[i][1]
+                   for i in expected)  # same frames, crop, flip and label (same key)
     assert set(_clips_by_sample(pack.eval_dataloader("val"))) == set(range(15))
 
 

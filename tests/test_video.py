@@ -390,3 +390,19 @@ def test_no_decoded_frame_outlives_a_read_without_the_garbage_collector(videos, 
         assert _decoded_frames_alive() == 0
     finally:
         gc.enable()
+
+
+def test_frame_union_takes_each_list_and_refuses_a_transform_that_changes_the_frames():
+    import torch
+
+    from fineact.data.video import FrameUnion
+    from fineact.errors import ConfigError
+
+    union = FrameUnion(np.zeros((3, 4, 4, 3), np.uint8), {"a": np.array([0, 2, 2]), "b": np.array([1])})
+    clip = torch.arange(3 * 3 * 4 * 4, dtype=torch.int32).reshape(3, 4, 4, 3).movedim(-1, 0)  # (C, T, H, W)
+    taken = union.take(clip)
+    assert torch.equal(taken["a"], clip[:, [0, 2, 2]]) and torch.equal(taken["b"], clip[:, [1]])
+    with pytest.raises(ConfigError, match=r"must map the 3 frames .* same T .* found Tensor \(3, 2, 4, 4\)"):
+        union.take(clip[:, :2])
+    with pytest.raises(ConfigError, match=r"found Tensor \(1, 3, 3, 4, 4\)"):
+        union.take(clip[None])

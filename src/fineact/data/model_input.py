@@ -5,8 +5,8 @@ float32 to copy between processes, pin and send to the device. They become the m
 model runs, as ``(x / 255 - mean) / std`` per channel:
 
 * Lightning batches (train, validation, test, predict): ``RecognitionModule.on_after_batch_transfer``, i.e. on
-  the device, after the transfer, which first does training's flips (``flip_marked``); ``RecognitionModule.forward`` does the same for uint8 clips handed to it
-  directly (``Predictor``);
+  the device, after the transfer, which first does training's flips (``flip_marked``);
+  ``RecognitionModule.forward`` normalises uint8 clips handed to it directly (``Predictor``) the same way;
 * feature extraction and Grad-CAM: ``TestViews.model_input`` / ``Normalization.clips``;
 * export: the JSON beside an exported model states these ``mean`` and ``std``, so a deployment feeds the graph
   the same numbers.
@@ -74,8 +74,14 @@ def flip_marked(clips, flipped: torch.Tensor):
     flip, drawn per sample in the worker (``ClipDatasetOptions.device_flip``, which also swapped the label) and
     done here, on the device, for a batch (B, ...) or each pathway of a {pathway: batch} dict."""
     def one(batch: torch.Tensor) -> torch.Tensor:
+        if batch.device.type == "cpu":  # training on the CPU: copy only the marked clips, once
+            marked = flipped.nonzero().flatten()
+            if marked.numel():
+                batch = batch.clone()
+                batch[marked] = batch[marked].flip(-1)
+            return batch
         marked = flipped.to(batch.device).view(-1, *(1,) * (batch.dim() - 1))
-        return torch.where(marked, batch.flip(-1), batch)  # no host sync on the flags
+        return torch.where(marked, batch.flip(-1), batch)  # on an accelerator: no host sync on the flags
 
     return {name: one(t) for name, t in clips.items()} if isinstance(clips, dict) else one(clips)
 

@@ -18,8 +18,9 @@ uint8 and leave the normalisation to the device (fineact.data.model_input). Ever
 uint8 (antialiased bilinear, like PIL), and only for the pixels the model will see: a training crop is drawn on
 the frame as the recipe's resize would make it (short side 256), then cut from the source pixels it covers and
 resized straight to 224 (``_ResizingCrop``), so the full frame is never resized; a test crop is a view of the
-resized frame. The only per-pixel copies on the CPU are that one resize, the flip and the layout; fineact's
-training leaves the flip to the device too (``ClipDatasetOptions.device_flip``).
+resized frame. The only per-pixel copies on the CPU are that one resize, the flip and the layout (and, for
+several pathways, each pathway's frames taken from their union); fineact's training leaves the flip to the
+device too (``ClipDatasetOptions.device_flip``).
 """
 
 from __future__ import annotations

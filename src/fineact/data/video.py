@@ -150,6 +150,10 @@ class FrameUnion:
         """The union's frames after a per-frame transform, uint8 ``(C, T, H, W)`` in the loader's layout (channels
         innermost in memory) -> {name: that list's frames}, in the same layout; no copy when a list is the whole
         union in order (a single pathway)."""
+        if not isinstance(clip, torch.Tensor) or clip.dim() != 4 or clip.shape[-3] != len(self.frames):
+            found = f"{type(clip).__name__} {tuple(getattr(clip, 'shape', ()))}"
+            raise ConfigError(f"a training transform must map the {len(self.frames)} frames (T, H, W, 3) it is given "
+                              f"to one clip (C, T, H, W) with the same T (per-frame crops and flips), found {found}")
         every = np.arange(clip.shape[-3])
         frames_last = clip.movedim(-4, -1)  # (T, H, W, C): indexing T keeps the memory order
         return {name: clip if np.array_equal(pos, every) else frames_last[torch.from_numpy(pos)].movedim(-1, -4)
