@@ -13,10 +13,10 @@ import torch
 pytest.importorskip("litdata")
 
 from conftest import tiny_experiment  # noqa: E402
-from fineact.data.model_input import flip_marked
 from fineact.config import load_config  # noqa: E402
 from fineact.data import pack_writer  # noqa: E402
 from fineact.data.annotations import Sample  # noqa: E402
+from fineact.data.model_input import flip_marked  # noqa: E402
 from fineact.data.pack_writer import pack_split  # noqa: E402
 from fineact.data.packs import sample_of  # noqa: E402
 from fineact.data.unreadable import decode  # noqa: E402
