@@ -52,6 +52,41 @@ def tiny_experiment(ds, out_dir, **sections) -> dict:
     return config
 
 
+def write_config(path: Path, config: dict) -> Path:
+    """`config` as a YAML file at `path` (for a `fineact` process started by a test)."""
+    from omegaconf import OmegaConf
+
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    return path
+
+
+def train_killed_mid_epoch(config_path: Path, epoch: int, batch_idx: int, timeout: int = 900):
+    """Train `config_path` in a child process that SIGKILLs itself after batch `batch_idx` of `epoch` (no
+    clean-up, no final checkpoint); -> the finished subprocess, its return code asserted to be the kill."""
+    import signal
+    import subprocess
+    import sys
+
+    script = config_path.with_name("killer.py")
+    script.write_text(f"""
+import os, signal, sys
+import lightning as L
+from fineact.config import load_config
+from fineact.engine.run import train
+
+class KillMidEpoch(L.Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.current_epoch == {epoch} and batch_idx == {batch_idx}:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(load_config(sys.argv[1]), callbacks=[KillMidEpoch()])
+""")
+    done = subprocess.run([sys.executable, str(script), str(config_path)], capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    return done
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """The clips here are tiny: intra-op threads would only add synchronisation (costly on a busy machine)."""

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from omegaconf import OmegaConf
 
 import fineact
 
-from conftest import tiny_experiment
+from conftest import tiny_experiment, train_killed_mid_epoch, write_config
 from fineact.config import load_config
 from fineact.engine.checkpoints import read_checkpoint
 from fineact.engine.console import NORMAL, QUIET, VERBOSE, configure_console
@@ -25,27 +24,6 @@ from fineact.engine.resume_check import CHECKPOINT_LAYOUT, fingerprint, resume_p
 from fineact.engine.run import train
 from fineact.engine.trainer import cluster_plugins
 from fineact.errors import ConfigError
-
-KILL_BETWEEN_CHECKPOINTS = textwrap.dedent("""
-    import os, signal, sys
-    import lightning as L
-    from fineact.config import load_config
-    from fineact.engine.run import train
-
-    class KillMidEpoch(L.Callback):
-        # epoch 1, third batch: global step 7, after the mid-epoch checkpoint of step 6, before the one of step 8
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if trainer.current_epoch == 1 and batch_idx == 2:
-                os.kill(os.getpid(), signal.SIGKILL)   # no clean-up, no final checkpoint
-
-    train(load_config(sys.argv[1]), callbacks=[KillMidEpoch()])
-""")
-
-
-def _write_config(path, config):
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
-    return path
-
 
 def _same_weights(a_path, b_path):
     a, b = read_checkpoint(a_path)["state_dict"], read_checkpoint(b_path)["state_dict"]
@@ -58,11 +36,9 @@ def test_kill_9_between_two_mid_epoch_checkpoints_then_resume_gives_the_uninterr
     reference = train(load_config(base=tiny_experiment(tiny_gym, tmp_path / "reference", trainer={"max_epochs": 3})))
     killed = tiny_experiment(tiny_gym, tmp_path / "killed", trainer={"max_epochs": 3, "checkpoint_every_n_steps": 2},
                              data={"num_workers": 1})  # a worker process: its pre-fetching must not count
-    config = _write_config(tmp_path / "killed.yaml", killed)
-    script = tmp_path / "killer.py"
-    script.write_text(KILL_BETWEEN_CHECKPOINTS)
-    done = subprocess.run([sys.executable, str(script), str(config)], capture_output=True, text=True, timeout=900)
-    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    config = write_config(tmp_path / "killed.yaml", killed)
+    # epoch 1, third batch: global step 7, after the mid-epoch checkpoint of step 6, before the one of step 8
+    train_killed_mid_epoch(config, epoch=1, batch_idx=2)
     last = read_checkpoint(tmp_path / "killed" / "checkpoints" / "last.ckpt")
     assert (last["epoch"], last["global_step"]) == (1, 6)  # the mid-epoch checkpoint before the kill
     assert last["VideoDataModule"]["train_loader"] == {"epoch": 1, "batches": 2, "batch_size": 4, "world_size": 1,
@@ -103,10 +79,10 @@ def test_sigterm_under_two_process_ddp_saves_exits_75_and_resumes_to_the_uninter
            "data": {"batch_size": 2}}  # 16 clips over 2 processes: 4 steps an epoch
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    reference_config = _write_config(tmp_path / "reference.yaml", tiny_experiment(tiny_gym, tmp_path / "ref", **ddp))
+    reference_config = write_config(tmp_path / "reference.yaml", tiny_experiment(tiny_gym, tmp_path / "ref", **ddp))
     done = _ddp_run(script, reference_config)
     assert done.returncode == 0, done.stderr[-3000:]
-    config = _write_config(tmp_path / "preempted.yaml", tiny_experiment(tiny_gym, tmp_path / "run", **ddp))
+    config = write_config(tmp_path / "preempted.yaml", tiny_experiment(tiny_gym, tmp_path / "run", **ddp))
     stopped = _ddp_run(script, config, sigterm=True)
     assert stopped.returncode == REQUEUE_EXIT_STATUS == 75, stopped.stderr[-3000:]
     assert "SIGTERM received: stopped at epoch 1, step 7" in stopped.stderr

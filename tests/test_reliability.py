@@ -1,18 +1,13 @@
 """Interrupted runs and untrusted files: kill -9 and resume, atomic checkpoints, NaN losses, safe loading."""
 
 import re
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from conftest import tiny_experiment
+from conftest import tiny_experiment, train_killed_mid_epoch, write_config
 from fineact.config import load_config
 from fineact.engine.checkpoint_io import atomic_torch_save
 from fineact.engine.checkpoints import load_module, load_weights_into, read_checkpoint
@@ -21,34 +16,11 @@ from fineact.errors import FineactError, WeightsError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "fineact"
 
-KILLER = textwrap.dedent("""
-    import os, signal, sys
-    import lightning as L
-    from fineact.config import load_config
-    from fineact.engine.run import train
-
-    class KillMidEpoch(L.Callback):
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if trainer.current_epoch == 1 and batch_idx == 1:
-                os.kill(os.getpid(), signal.SIGKILL)   # no clean-up, no final checkpoint
-
-    train(load_config(sys.argv[1]), callbacks=[KillMidEpoch()])
-""")
-
-
-def _write_config(path, config):
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
-    return path
-
-
 def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_result(tiny_gym, tmp_path):
     settings = {"trainer": {"max_epochs": 3}}
     reference = train(load_config(base=tiny_experiment(tiny_gym, tmp_path / "reference", **settings)))
-    config = _write_config(tmp_path / "killed.yaml", tiny_experiment(tiny_gym, tmp_path / "killed", **settings))
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER)
-    done = subprocess.run([sys.executable, str(script), str(config)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    config = write_config(tmp_path / "killed.yaml", tiny_experiment(tiny_gym, tmp_path / "killed", **settings))
+    train_killed_mid_epoch(config, epoch=1, batch_idx=1, timeout=600)
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     assert read_checkpoint(last)["epoch"] == 0  # the last complete epoch before the kill
     resumed = train(load_config(config), resume=True)
